@@ -1,0 +1,104 @@
+"""The one table of compute dtypes: what each rounds to, computes in and accumulates in.
+
+float16 and bfloat16 have no fast native arithmetic on CPUs, and neither does PyTorch use
+any: it widens each operand to float32, computes, and rounds the result back. We do the
+same. Because float32 carries at least 2p + 2 bits for a p-bit format (24 >= 2 * 11 + 2),
+one float32 operation followed by one rounding gives the correctly rounded half-precision
+result of + - * /, so this is exact emulation, not an approximation. Sums accumulate in
+float32 and are rounded once at the end, as ``torch.sum`` does for half-precision tensors.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+import ml_dtypes
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ComputeDtype:
+    """A precision D: every intermediate of the kernels is a value of ``storage``."""
+
+    name: str
+    storage: np.dtype
+    work: np.dtype
+    accumulate: np.dtype
+
+    @property
+    def is_emulated(self) -> bool:
+        """True when arithmetic runs in a wider ``work`` dtype and is rounded to ``storage``."""
+        return self.storage != self.work
+
+    def round(self, values: np.ndarray) -> np.ndarray:
+        """Round ``values`` (of the work dtype) to the nearest value of D, in place."""
+        if self.is_emulated:
+            values[...] = values.astype(self.storage)
+        return values
+
+    def to_work(self, values: np.ndarray) -> np.ndarray:
+        """A fresh work-dtype copy of ``values`` holding only values of D (rounded once)."""
+        if self.is_emulated:
+            return np.asarray(values).astype(self.storage).astype(self.work)
+        return np.array(values, dtype=self.work, copy=True)
+
+    @cached_property
+    def exp_overflow_threshold(self) -> float:
+        """The largest x of D whose exp is finite in D (e.g. 88.72 for float32).
+
+        Found by bisection over the representable values with the very ufunc the kernels
+        use, so the figure is what this machine's ``np.exp`` does, not a textbook constant.
+        """
+        # exp(x) overflows near log(max); start the bracket at twice that.
+        lo, hi = 0.0, 2 * math.log(float(ml_dtypes.finfo(self.storage).max))
+        while True:
+            mid = np.array([(lo + hi) / 2], dtype=self.storage).astype(self.work)
+            if mid[0] in (lo, hi):
+                break
+            with np.errstate(over="ignore"):  # overflow is what we are looking for
+                out = self.round(np.exp(mid))
+            if np.isfinite(out[0]):
+                lo = float(mid[0])
+            else:
+                hi = float(mid[0])
+        return lo
+
+
+class DtypeName(enum.StrEnum):
+    """What ``--dtype`` accepts."""
+
+    auto = "auto"
+    float64 = "float64"
+    float32 = "float32"
+    float16 = "float16"
+    bfloat16 = "bfloat16"
+
+
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
+
+COMPUTE_DTYPES: dict[str, ComputeDtype] = {
+    "float64": ComputeDtype("float64", _F64, _F64, _F64),
+    "float32": ComputeDtype("float32", _F32, _F32, _F32),
+    "float16": ComputeDtype("float16", np.dtype(np.float16), _F32, _F32),
+    "bfloat16": ComputeDtype("bfloat16", np.dtype(ml_dtypes.bfloat16), _F32, _F32),
+}
+
+
+def resolve_compute_dtype(requested: str, input_dtype: np.dtype) -> ComputeDtype:
+    """Map ``--dtype`` to a ComputeDtype; ``auto`` keeps a float input's own precision.
+
+    Integer input (and CSV, parsed as float32) computes in float32; float128 inputs, which
+    no framework trains in, compute in float64.
+    """
+    if requested != DtypeName.auto.value:
+        return COMPUTE_DTYPES[requested]
+    input_dtype = np.dtype(input_dtype)
+    if input_dtype.name in COMPUTE_DTYPES:
+        return COMPUTE_DTYPES[input_dtype.name]
+    if input_dtype.kind == "f" and input_dtype.itemsize > 8:
+        return COMPUTE_DTYPES["float64"]
+    return COMPUTE_DTYPES["float32"]

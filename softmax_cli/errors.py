@@ -1,0 +1,36 @@
+"""Errors a user can act on, and the exit codes the CLI maps them to."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """What the process exit status means (the same convention as ruff and pip-audit)."""
+
+    OK = 0
+    FINDINGS = 1
+    ERROR = 2
+    INTERRUPTED = 130
+
+
+class SoftmaxCheckError(Exception):
+    """Base class of every error softmax-check reports to the user without a traceback."""
+
+
+class InputError(SoftmaxCheckError):
+    """An input file (or array) that cannot be checked: names the file and what is wrong."""
+
+    def __init__(self, source: str, problem: str, hint: str | None = None) -> None:
+        self.source = source
+        self.problem = problem
+        self.hint = hint
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        message = f"{self.source}: {self.problem}"
+        return f"{message}\nhint: {self.hint}" if self.hint else message
+
+
+class UsageError(SoftmaxCheckError):
+    """Options that do not fit together or do not fit the input."""

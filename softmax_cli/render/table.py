@@ -1,0 +1,180 @@
+"""``--format table``: a summary and the flagged samples, worst first, for a person.
+
+Colour is only a second cue: every cell says BROKEN, note or ok in words, so the table
+reads the same with ``NO_COLOR`` set or piped into a file.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from softmax_cli.render import DEFAULT_VIEW, View
+from softmax_cli.report import PathFlags, Report, SampleResult
+
+_FLAG_NAMES = ("overflow", "underflow", "nan_prob", "nan_grad")
+BROKEN_STYLE = "bold red"
+NOTE_STYLE = "yellow"
+OK_STYLE = "green"
+
+
+def render_text(report: Report, view: View = DEFAULT_VIEW, width: int = 120) -> str:
+    """The table as plain text (for ``--output``): no colour, a fixed width."""
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, color_system=None, force_terminal=False)
+    console.print(renderable(report, view))
+    return buffer.getvalue()
+
+
+def renderable(report: Report, view: View = DEFAULT_VIEW) -> RenderableType:
+    """The whole report: header, flag counts, listed samples, verdict."""
+    s = report.summary
+    parts: list[RenderableType] = [
+        _header(report),
+        _counts(report),
+        Text(
+            f"input: {s.input.nonfinite} non-finite (NaN or +inf), "
+            f"{s.input.fully_masked} fully masked (all -inf)"
+        ),
+        Text(),
+    ]
+    listed = report.ordered_indices(include_clean=view.include_clean)
+    shown = listed if view.max_rows <= 0 else listed[: view.max_rows]
+    if len(shown):
+        parts.append(_samples(report, [report.sample(int(i)) for i in shown], view))
+        hidden = len(listed) - len(shown)
+        if hidden:
+            parts.append(
+                Text(f"... and {hidden} more (--max-rows {view.max_rows}; --max-rows 0 shows all)")
+            )
+        parts.append(Text())
+    parts.append(Text(meaning(report)))
+    parts.append(_verdict(report))
+    return Group(*parts)
+
+
+def meaning(report: Report) -> str:
+    """One sentence saying what the counts mean."""
+    s = report.summary
+    naive, stable = s.naive.breaks, s.stable.breaks
+    if not naive and not stable:
+        sentence = f"Neither implementation breaks on any of the {s.samples} samples"
+    else:
+        stable_part = f"on {stable}" if stable else "on none"
+        naive_part = f"on {naive} of {s.samples} samples" if naive else "on none"
+        sentence = f"The naive implementation breaks {naive_part}; the stable one {stable_part}"
+    inputs = s.input.nonfinite + s.input.fully_masked
+    if inputs:
+        sentence += (
+            f"; {s.input.nonfinite} samples have NaN or +inf logits and "
+            f"{s.input.fully_masked} are fully masked (all -inf)"
+        )
+    return sentence + "."
+
+
+def _header(report: Report) -> Text:
+    info = report.input
+    classes = info.classes
+    text = Text("softmax-check ", style="bold")
+    text.append(info.logits, style="bold cyan")
+    text.append(
+        f"  {report.summary.samples} samples x {classes} classes, {info.dtype} input, "
+        f"computed in {report.compute_dtype}"
+    )
+    text.append(f", targets from {info.targets}" if info.targets else ", no targets")
+    return text
+
+
+def _counts(report: Report) -> Table:
+    """Flag counts with one row per flag and one column per path: narrow enough for 80
+    columns, and the two paths sit side by side for comparison."""
+    s = report.summary
+    table = Table(
+        title=f"{s.flagged} of {s.samples} samples flagged",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    table.add_column("samples with")
+    table.add_column("naive", justify="right")
+    table.add_column("stable", justify="right")
+    for name in (*_FLAG_NAMES, "inf_loss", "nan_loss", "breaks"):
+        naive, stable = getattr(s.naive, name), getattr(s.stable, name)
+        style = BROKEN_STYLE if name == "breaks" else NOTE_STYLE
+        table.add_row(name, *(Text(str(v), style=style if v else "") for v in (naive, stable)))
+    return table
+
+
+def _samples(report: Report, samples: list[SampleResult], view: View) -> Table:
+    title = "All samples" if view.include_clean else "Flagged samples"
+    table = Table(title=f"{title}, worst first", title_justify="left", box=box.SIMPLE_HEAD)
+    for name in ("sample", "target", "max logit", "logsumexp"):
+        table.add_column(name, justify="left" if name == "sample" else "right")
+    for path in ("naive", "stable"):
+        # Wrap flags between words, never inside one: "overfl…" says nothing.
+        table.add_column(path, min_width=len("BROKEN loss=inf"), overflow="fold")
+    for sample in samples:
+        table.add_row(
+            _position(sample),
+            _target(sample),
+            number(sample.max_logit),
+            number(sample.logsumexp),
+            _path_cell(sample, sample.naive),
+            _path_cell(sample, sample.stable),
+        )
+    return table
+
+
+def _position(sample: SampleResult) -> str:
+    if len(sample.position) == 1:
+        return str(sample.position[0])
+    return "(" + ", ".join(str(p) for p in sample.position) + ")"
+
+
+def _target(sample: SampleResult) -> str:
+    if sample.target is None:
+        return "-"
+    return f"{sample.target} (ignored)" if sample.naive.loss is None else str(sample.target)
+
+
+def _path_cell(sample: SampleResult, flags: PathFlags) -> Text:
+    """``BROKEN loss=inf`` / ``note loss=2000`` / ``ok loss=0.4``, then the raised flags."""
+    raised = [name for name in _FLAG_NAMES if getattr(flags, name)]
+    raised += [n for n in ("nonfinite", "fully_masked") if getattr(sample.input, n)]
+    if flags.breaks:
+        verdict, style = "BROKEN", BROKEN_STYLE
+    elif raised:
+        verdict, style = "note", NOTE_STYLE
+    else:
+        verdict, style = "ok", OK_STYLE
+    text = Text(verdict, style=style)
+    if flags.loss is not None:
+        text.append(f" loss={number(flags.loss)}")
+    if raised:
+        text.append("\n" + " ".join(raised), style=style)
+    return text
+
+
+def _verdict(report: Report) -> Text:
+    policy = ",".join(c.value for c in report.fail_on) or "none"
+    if report.passed:
+        return Text(f"passed: no sample fails --fail-on {policy}", style=OK_STYLE)
+    counts = ", ".join(
+        f"{c.value}: {report.summary.failing(c)}"
+        for c in report.fail_on
+        if report.summary.failing(c)
+    )
+    return Text(f"FAILED --fail-on {policy} ({counts})", style=BROKEN_STYLE)
+
+
+def number(value: float) -> str:
+    """Short, exact enough for a person: 6 significant digits, and nan / inf / -inf."""
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return f"{value:.6g}"
