@@ -166,13 +166,13 @@ def run(
     except MemoryError:
         _fail("not enough memory to check this input")
     except KeyboardInterrupt:
-        stderr.print("softmax-check: interrupted", markup=False)
+        stderr.print("softmax-check: interrupted", markup=False, soft_wrap=True)
         raise typer.Exit(ExitCode.INTERRUPTED) from None
     raise typer.Exit(ExitCode.OK if report.passed else ExitCode.FINDINGS)
 
 
 def _fail(message: str) -> None:
-    stderr.print(f"softmax-check: error: {message}", markup=False)
+    stderr.print(f"softmax-check: error: {message}", markup=False, soft_wrap=True)
     raise typer.Exit(ExitCode.ERROR)
 
 

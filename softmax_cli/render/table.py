@@ -63,30 +63,35 @@ def meaning(report: Report) -> str:
     s = report.summary
     naive, stable = s.naive.breaks, s.stable.breaks
     if not naive and not stable:
-        sentence = f"Neither implementation breaks on any of the {s.samples} samples"
+        sentence = f"Neither implementation breaks on any of the {_samples_count(s.samples)}"
     else:
-        stable_part = f"on {stable}" if stable else "on none"
-        naive_part = f"on {naive} of {s.samples} samples" if naive else "on none"
-        sentence = f"The naive implementation breaks {naive_part}; the stable one {stable_part}"
-    inputs = s.input.nonfinite + s.input.fully_masked
-    if inputs:
-        sentence += (
-            f"; {s.input.nonfinite} samples have NaN or +inf logits and "
-            f"{s.input.fully_masked} are fully masked (all -inf)"
+        naive_part = f"on {naive} of {_samples_count(s.samples)}" if naive else "on none"
+        sentence = (
+            f"The naive implementation breaks {naive_part}; the stable one on {stable or 'none'}"
         )
+    inputs = []
+    if s.input.nonfinite:
+        inputs.append(f"{_samples_count(s.input.nonfinite)} with NaN or +inf logits")
+    if s.input.fully_masked:
+        inputs.append(f"{_samples_count(s.input.fully_masked)} fully masked (all -inf)")
+    if inputs:
+        sentence += "; the input has " + " and ".join(inputs)
     return sentence + "."
+
+
+def _samples_count(n: int) -> str:
+    return f"{n} sample" if n == 1 else f"{n} samples"
 
 
 def _header(report: Report) -> Text:
     info = report.input
-    classes = info.classes
     text = Text("softmax-check ", style="bold")
     text.append(info.logits, style="bold cyan")
     text.append(
-        f"  {report.summary.samples} samples x {classes} classes, {info.dtype} input, "
-        f"computed in {report.compute_dtype}"
+        f"\n{_samples_count(report.summary.samples)} x {info.classes} classes, "
+        f"{info.dtype} input computed in {report.compute_dtype}, "
     )
-    text.append(f", targets from {info.targets}" if info.targets else ", no targets")
+    text.append(f"targets from {info.targets}" if info.targets else "no targets")
     return text
 
 
