@@ -67,7 +67,8 @@ def _message(sample: SampleResult) -> str:
     return (
         f"naive {path_verdict(sample, sample.naive)}; "
         f"stable {path_verdict(sample, sample.stable)}; "
-        f"target {target_text(sample)}, flat index {sample.index}"
+        + ("no target" if sample.target is None else f"target {target_text(sample)}")
+        + f", flat index {sample.index}"
     )
 
 
