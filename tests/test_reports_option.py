@@ -33,9 +33,9 @@ def invoke(*args: str):
     return runner.invoke(app, ["seed.npy", "--targets", "seed_targets.npy", "--no-config", *args])
 
 
-def one_line(text: str) -> str:
-    """stderr as one line: the console wraps long messages at its width."""
-    return " ".join(text.split())
+def squeezed(text: str) -> str:
+    """Text without whitespace: the error console wraps (and folds long paths) at its width."""
+    return "".join(text.split())
 
 
 def test_writes_every_report_and_keeps_the_table_on_stdout(seed: Path) -> None:
@@ -89,13 +89,15 @@ def test_a_bad_report_is_a_usage_error_before_any_work(seed: Path, spec: str, me
     result = invoke("--report", spec)
     assert result.exit_code == 2
     assert result.stdout == ""
-    assert one_line(result.stderr).startswith(f"softmax-check: error: {message}")
+    assert squeezed(result.stderr).startswith(squeezed(f"softmax-check: error: {message}"))
 
 
 def test_two_reports_to_one_file_is_a_usage_error(seed: Path) -> None:
     result = invoke("--report", "json=out/r", "--report", "junit=out/../out/r")
     assert result.exit_code == 2
-    assert "is already the target of --output or another --report" in one_line(result.stderr)
+    assert squeezed("is already the target of --output or another --report") in squeezed(
+        result.stderr
+    )
     assert not (seed / "out/r").exists()
 
 
