@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from softmax_cli import __version__
+from softmax_cli import __version__, config
 from softmax_cli.classify import check
 from softmax_cli.dtypes import DtypeName
 from softmax_cli.errors import ExitCode, SoftmaxCheckError, UsageError
@@ -37,6 +37,31 @@ def _version(value: bool) -> None:
     if value:
         typer.echo(f"softmax-check {__version__}")
         raise typer.Exit()
+
+
+def _config_option(ctx: typer.Context, param: typer.CallbackParam, value: object) -> object:
+    """Load ``[tool.softmax-check]`` into the defaults of the other options.
+
+    --config and --no-config are eager, so both are seen before any other option takes its
+    value; whichever of the two comes second does the loading. The settings become Click's
+    ``default_map``: an option given on the command line wins, one left out takes the
+    project's value, and --help keeps showing the built-in defaults.
+    """
+    ctx.meta[f"softmax_check.{param.name}"] = value
+    path, skip = (ctx.meta.get(f"softmax_check.{n}", ...) for n in ("config_path", "no_config"))
+    if path is ... or skip is ... or ctx.resilient_parsing:
+        return value
+    try:
+        if path is not None and skip:
+            raise UsageError("--config and --no-config do not go together")
+        if path is not None:
+            project = config.load(Path(path))
+        else:
+            project = config.NO_CONFIG if skip else config.find(Path.cwd())
+    except SoftmaxCheckError as error:
+        _fail(str(error))
+    ctx.default_map = {**(ctx.default_map or {}), **project.defaults}
+    return value
 
 
 @app.command(
@@ -131,6 +156,37 @@ def run(
             "naive, any, none.",
         ),
     ] = "input,stable",
+    reports: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--report",
+            metavar="FORMAT=PATH",
+            help="Also write the report in FORMAT to PATH (atomically), e.g. "
+            "junit=out/junit.xml; repeatable. Standard output still gets --format.",
+            show_default=False,
+        ),
+    ] = None,
+    config_path: Annotated[
+        str | None,
+        typer.Option(
+            "--config",
+            metavar="PATH",
+            callback=_config_option,
+            is_eager=True,
+            help="Take defaults from \\[tool.softmax-check] in this file (default: the closest "
+            "pyproject.toml with that table, from here upwards).",
+            show_default=False,
+        ),
+    ] = None,
+    no_config: Annotated[
+        bool,
+        typer.Option(
+            "--no-config",
+            callback=_config_option,
+            is_eager=True,
+            help="Ignore \\[tool.softmax-check] in pyproject.toml.",
+        ),
+    ] = False,
     version: Annotated[
         bool | None,
         typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
@@ -141,6 +197,7 @@ def run(
         policy = parse_fail_on(fail_on)
         if output is not None:
             _check_writable(output)
+        extra_reports = _parse_reports(reports or [], output)
         loaded = load_inputs(logits, targets, ArrayKeys(logits_key, targets_key, target_column))
         # CSV is parsed exactly (float64); its precision is float32 unless asked otherwise.
         compute = "float32" if loaded.from_text and dtype is DtypeName.auto else dtype.value
@@ -155,6 +212,11 @@ def run(
             targets_name=loaded.targets_name,
         )
         view = View(include_clean=show_all, max_rows=max_rows)
+        # Files for the CI system first: if one cannot be written, exit 2 with nothing on
+        # standard output, as for any other error.
+        texts = [(path, render(report, fmt, view)) for fmt, path in extra_reports]
+        for path, text in texts:
+            _write_report(path, text)
         if output is None and output_format is OutputFormat.table:
             # Piped or redirected, Rich would assume 80 columns; a log or file has room.
             width = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120
@@ -176,18 +238,62 @@ def _fail(message: str) -> None:
     raise typer.Exit(ExitCode.ERROR)
 
 
-def _check_writable(output: str) -> None:
-    """Refuse an --output we could not write before doing any work."""
+def _check_writable(output: str, label: str | None = None) -> None:
+    """Refuse an --output (or a --report path) we could not write before doing any work."""
+    where = label or f"--output {output}"
     path = Path(output)
     if path.exists() and not path.is_file():
         if path.is_dir():
-            raise UsageError(f"--output {output}: is a directory")
+            raise UsageError(f"{where}: is a directory")
         return  # a device or a pipe: written straight through
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
-        raise UsageError(f"--output {output}: directory {str(parent)!r} does not exist")
+        raise UsageError(f"{where}: directory {str(parent)!r} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise UsageError(f"--output {output}: directory {str(parent)!r} is not writable")
+        raise UsageError(f"{where}: directory {str(parent)!r} is not writable")
+
+
+def _parse_reports(specs: list[str], output: str | None) -> list[tuple[OutputFormat, str]]:
+    """``--report FORMAT=PATH`` values as (format, path), each path checked as --output is."""
+    reports: list[tuple[OutputFormat, str]] = []
+    files = {_file_identity(output)} if output is not None else set()
+    for spec in specs:
+        name, equals, path = spec.partition("=")
+        if not equals or not name.strip() or not path:
+            raise UsageError(f"--report {spec}: expected FORMAT=PATH, e.g. junit=junit.xml")
+        try:
+            fmt = OutputFormat(name.strip().lower())
+        except ValueError:
+            known = ", ".join(f.value for f in OutputFormat)
+            raise UsageError(
+                f"--report {spec}: unknown format {name!r} (choose from {known})"
+            ) from None
+        _check_writable(path, f"--report {spec}")
+        identity = _file_identity(path)
+        if identity is not None and identity in files:
+            raise UsageError(
+                f"--report {spec}: {path} is already the target of --output or another --report"
+            )
+        files.add(identity)
+        reports.append((fmt, path))
+    return reports
+
+
+def _file_identity(path: str) -> Path | None:
+    """The file a report path will replace; None for a device or pipe, written through."""
+    target = Path(path)
+    if target.exists() and not target.is_file():
+        return None
+    return target.resolve()
+
+
+def _write_report(path: str, text: str) -> None:
+    try:
+        _write(path, text)
+    except OSError as error:
+        raise SoftmaxCheckError(
+            f"--report {path}: cannot write: {error.strerror or error}"
+        ) from None
 
 
 def _write(output: str | None, text: str) -> None:

@@ -1,0 +1,162 @@
+"""Project defaults from ``[tool.softmax-check]`` in ``pyproject.toml``.
+
+Found as ruff finds its settings: the closest ``pyproject.toml`` from the current directory
+upwards that has the table (one without it is passed over); nothing is merged across
+files. Keys are the long options in kebab-case; an option given on the command line wins.
+Every key and value is checked here, so a mistake is reported against the file and the
+key, before any work, instead of surfacing later as a strange command-line error.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from softmax_cli.dtypes import DtypeName
+from softmax_cli.errors import SoftmaxCheckError
+from softmax_cli.render import OutputFormat
+from softmax_cli.report import parse_fail_on
+
+PYPROJECT = "pyproject.toml"
+TABLE = "softmax-check"
+
+
+class ConfigError(SoftmaxCheckError):
+    """A configuration file that cannot be used: names the file and, if any, the key."""
+
+    def __init__(self, path: Path, problem: str, key: str | None = None) -> None:
+        where = f"[tool.{TABLE}] {key}" if key else None
+        super().__init__(f"{path}: {where}: {problem}" if where else f"{path}: {problem}")
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    """Defaults for the command's options, keyed by parameter name, and where they came from."""
+
+    path: Path | None = None
+    defaults: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+
+NO_CONFIG = ProjectConfig()
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("a string")
+    return value
+
+
+def _integer(value: Any) -> int:
+    # TOML booleans are not integers here, whatever Python thinks.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError("an integer")
+    return value
+
+
+def _count(value: Any) -> int:
+    if _integer(value) < 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
+def _choice(enum_type: type[DtypeName] | type[OutputFormat]) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        choices = [m.value for m in enum_type]
+        if _string(value).lower() not in choices:
+            raise ValueError(f"{value!r} is not one of {', '.join(choices)}")
+        return value.lower()
+
+    return parse
+
+
+def _fail_on(value: Any) -> str:
+    """A comma string or a list of category names, as ``--fail-on`` takes them."""
+    if isinstance(value, list):
+        if not all(isinstance(word, str) for word in value):
+            raise TypeError("a list of strings")
+        words = value
+    else:
+        words = _string(value).split(",")
+    try:
+        categories = parse_fail_on(words)
+    except SoftmaxCheckError as error:
+        raise ValueError(str(error).removeprefix("--fail-on: ")) from None
+    # "none" (or an empty list) is a policy, not a missing value: keep it explicit.
+    return ",".join(c.value for c in categories) or "none"
+
+
+# key -> (parameter name, what the value must be). Paths (--targets, --output, --report)
+# are left out on purpose: relative to what, the file or the working directory, is a
+# question better not asked in CI.
+SETTINGS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "fail-on": ("fail_on", _fail_on),
+    "dtype": ("dtype", _choice(DtypeName)),
+    "class-axis": ("class_axis", _integer),
+    "ignore-index": ("ignore_index", _integer),
+    "format": ("output_format", _choice(OutputFormat)),
+    "max-rows": ("max_rows", _count),
+    "target-column": ("target_column", _string),
+    "logits-key": ("logits_key", _string),
+    "targets-key": ("targets_key", _string),
+}
+
+
+def discover(start: Path) -> Path | None:
+    """The closest ``pyproject.toml`` at or above ``start`` with a ``[tool.softmax-check]``."""
+    for directory in (start, *start.parents):
+        candidate = directory / PYPROJECT
+        if candidate.is_file():
+            tool = _read(candidate).get("tool")
+            if isinstance(tool, dict) and TABLE in tool:
+                return candidate
+    return None
+
+
+def load(path: Path) -> ProjectConfig:
+    """The defaults in ``path`` (a ``pyproject.toml``, or any TOML file with the table)."""
+    tool = _read(path).get("tool", {})
+    if not isinstance(tool, dict) or TABLE not in tool:
+        raise ConfigError(path, f"has no [tool.{TABLE}] table")
+    table = tool[TABLE]
+    if not isinstance(table, dict):
+        raise ConfigError(path, f"tool.{TABLE} must be a table")
+    defaults: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in SETTINGS:
+            raise ConfigError(path, _unknown(key), key)
+        name, parse = SETTINGS[key]
+        try:
+            defaults[name] = parse(value)
+        except TypeError as expected:
+            raise ConfigError(path, f"must be {expected}, not {value!r}", key) from None
+        except ValueError as error:
+            raise ConfigError(path, str(error), key) from None
+    return ProjectConfig(path, MappingProxyType(defaults))
+
+
+def find(start: Path) -> ProjectConfig:
+    """The discovered configuration, or none at all."""
+    path = discover(start)
+    return NO_CONFIG if path is None else load(path)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as stream:
+            return tomllib.load(stream)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(path, f"not valid TOML: {error}") from None
+    except OSError as error:
+        raise ConfigError(path, f"cannot be read: {error.strerror or error}") from None
+
+
+def _unknown(key: str) -> str:
+    known = list(SETTINGS)
+    message = f"unknown key (known keys: {', '.join(known)})"
+    close = difflib.get_close_matches(key.replace("_", "-"), known, n=1)
+    return f"unknown key; did you mean {close[0]!r}?" if close else message

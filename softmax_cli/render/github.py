@@ -1,0 +1,94 @@
+"""``--format github``: GitHub Actions workflow commands, one annotation per flagged sample.
+
+``::error`` for a sample in a ``--fail-on`` category, ``::warning`` for the other flagged
+ones, worst first. GitHub shows at most 10 annotations of each kind per step, so past that
+the tenth says how many more there are; then one plain line with the verdict for the log.
+Escaping follows the Actions toolkit (``escapeData`` / ``escapeProperty`` in
+``@actions/core``): ``%``, CR and LF everywhere, and ``:`` and ``,`` in properties too.
+"""
+
+from __future__ import annotations
+
+from softmax_cli.render import (
+    DEFAULT_VIEW,
+    View,
+    path_verdict,
+    sample_label,
+    target_text,
+    verdict_line,
+)
+from softmax_cli.report import Report, SampleResult
+
+TOOL = "softmax-check"
+ANNOTATIONS_PER_LEVEL = 10  # GitHub shows 10 errors and 10 warnings per step
+NOT_A_FILE = "<stdin>"  # the logits came from a pipe: nothing in the repository to point at
+
+
+def render(report: Report, view: View = DEFAULT_VIEW) -> str:
+    """Annotations, then the summary line; ``view`` is ignored (GitHub sets the cap)."""
+    errors: list[SampleResult] = []
+    warnings: list[SampleResult] = []
+    for sample in report.samples():
+        (errors if report.fails(sample) else warnings).append(sample)
+    lines = [
+        *_annotations(report, "error", errors, "fail --fail-on"),
+        *_annotations(report, "warning", warnings, "are flagged"),
+    ]
+    s = report.summary
+    # A plain line, not a command; a line break in a file name must not start one.
+    summary = (
+        f"{TOOL}: {_one_line(report.input.logits)}: {s.flagged} of {s.samples} samples "
+        f"flagged (naive breaks on {s.naive.breaks}, stable on {s.stable.breaks}); "
+        f"{verdict_line(report)}"
+    )
+    return "".join(f"{line}\n" for line in [*lines, summary])
+
+
+def _annotations(report: Report, level: str, samples: list[SampleResult], what: str) -> list[str]:
+    shown = (
+        samples if len(samples) <= ANNOTATIONS_PER_LEVEL else samples[: ANNOTATIONS_PER_LEVEL - 1]
+    )
+    lines = [_command(level, report, f"{TOOL}: {sample_label(s)}", _message(s)) for s in shown]
+    hidden = len(samples) - len(shown)
+    if hidden:
+        lines.append(
+            _command(
+                level,
+                report,
+                f"{TOOL}: {hidden} more samples",
+                f"... and {hidden} more samples {what}; --format json or --format junit "
+                "lists every one",
+            )
+        )
+    return lines
+
+
+def _message(sample: SampleResult) -> str:
+    return (
+        f"naive {path_verdict(sample, sample.naive)}; "
+        f"stable {path_verdict(sample, sample.stable)}; "
+        + ("no target" if sample.target is None else f"target {target_text(sample)}")
+        + f", flat index {sample.index}"
+    )
+
+
+def _command(level: str, report: Report, title: str, message: str) -> str:
+    properties = {"title": title}
+    if report.input.logits != NOT_A_FILE:
+        properties = {"file": report.input.logits, **properties}
+    joined = ",".join(f"{key}={_property(value)}" for key, value in properties.items())
+    return f"::{level} {joined}::{_data(message)}"
+
+
+def _one_line(value: str) -> str:
+    return value.replace("\r", " ").replace("\n", " ")
+
+
+def _data(value: str) -> str:
+    """The toolkit's ``escapeData``: a command's message."""
+    return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _property(value: str) -> str:
+    """The toolkit's ``escapeProperty``: a command's ``key=value`` property."""
+    return _data(value).replace(":", "%3A").replace(",", "%2C")

@@ -1,0 +1,117 @@
+"""``--format junit``: JUnit XML, the test-report format GitLab, Jenkins and GitHub read.
+
+One ``<testcase>`` per listed sample: its name the sample's position, its classname the
+logits file. A sample in a ``--fail-on`` category carries a ``<failure>`` with its flags and
+losses; a flagged sample outside the policy (a note) passes and says why it was listed in
+``<system-out>``; CI systems show skipped tests as "not run", which a note is not. With
+nothing flagged there is one passing test case for the file (as ruff does), so a CI
+system always shows a result. Never capped: ``tests`` and ``failures`` are the real counts.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+
+from softmax_cli.render import (
+    DEFAULT_VIEW,
+    View,
+    failing_categories,
+    path_verdict,
+    policy_text,
+    sample_label,
+    target_text,
+)
+from softmax_cli.render.table import meaning, number
+from softmax_cli.report import Report, SampleResult
+
+SUITE = "softmax-check"
+
+# Characters XML 1.0 cannot hold at all, escaped or not; a file name could carry one.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def render(report: Report, view: View = DEFAULT_VIEW) -> str:
+    """The JUnit document, with an XML declaration and a final newline."""
+    root = document(report, view)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, "unicode") + "\n"
+
+
+def document(report: Report, view: View = DEFAULT_VIEW) -> ET.Element:
+    """``<testsuites>`` holding one ``<testsuite>`` for the logits file."""
+    info = report.input
+    cases = [_case(report, s) for s in report.samples(include_clean=view.include_clean)]
+    if not cases:
+        cases = [_clean_file_case(report)]
+    counts = {
+        "tests": str(len(cases)),
+        "failures": str(sum(c.find("failure") is not None for c in cases)),
+        "errors": "0",
+        "skipped": "0",
+    }
+    root = ET.Element("testsuites", {"name": SUITE, **counts})
+    suite = ET.SubElement(root, "testsuite", {"name": _text(f"{SUITE}: {info.logits}"), **counts})
+    properties = ET.SubElement(suite, "properties")
+    for name, value in (
+        ("logits", info.logits),
+        ("targets", info.targets or ""),
+        ("shape", "x".join(map(str, info.shape))),
+        ("dtype", info.dtype),
+        ("class_axis", str(info.class_axis)),
+        ("compute_dtype", report.compute_dtype),
+        ("fail_on", policy_text(report)),
+    ):
+        ET.SubElement(properties, "property", {"name": name, "value": _text(value)})
+    suite.extend(cases)
+    return root
+
+
+def _case(report: Report, sample: SampleResult) -> ET.Element:
+    case = ET.Element(
+        "testcase", {"name": sample_label(sample), "classname": _text(report.input.logits)}
+    )
+    details = _details(sample)
+    categories = failing_categories(report, sample)
+    if categories:
+        failure = ET.SubElement(
+            case,
+            "failure",
+            {"message": _text(_message(sample)), "type": ",".join(categories)},
+        )
+        failure.text = _text(details)
+    elif sample.flagged:
+        ET.SubElement(case, "system-out").text = _text(details)
+    return case
+
+
+def _clean_file_case(report: Report) -> ET.Element:
+    """The one passing test case of a report that lists no sample."""
+    case = ET.Element("testcase", {"name": "all samples", "classname": _text(report.input.logits)})
+    ET.SubElement(case, "system-out").text = _text(meaning(report))
+    return case
+
+
+def _message(sample: SampleResult) -> str:
+    """One line: what each path did on this sample."""
+    return (
+        f"naive {path_verdict(sample, sample.naive)}; stable {path_verdict(sample, sample.stable)}"
+    )
+
+
+def _details(sample: SampleResult) -> str:
+    return "\n".join(
+        (
+            f"{sample_label(sample)} (flat index {sample.index})",
+            f"target: {target_text(sample)}",
+            f"max logit: {number(sample.max_logit)}",
+            f"logsumexp: {number(sample.logsumexp)}",
+            f"naive: {path_verdict(sample, sample.naive)}",
+            f"stable: {path_verdict(sample, sample.stable)}",
+        )
+    )
+
+
+def _text(value: str) -> str:
+    """``value`` with the characters XML cannot carry replaced by U+FFFD."""
+    return _NOT_XML.sub("\ufffd", value)
