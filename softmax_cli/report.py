@@ -280,14 +280,18 @@ class Report:
         """No sample falls in any of the ``fail_on`` categories."""
         return not any(self.summary.failing(c) for c in self.fail_on)
 
-    def fails(self, sample: SampleResult) -> bool:
-        """Does this sample fall in a ``fail_on`` category (an error, not a warning, in CI)."""
+    def failing_categories(self, sample: SampleResult) -> tuple[Category, ...]:
+        """The ``fail_on`` categories this sample falls in (none: a note, not a failure)."""
         by_category = {
             Category.input: sample.input.nonfinite or sample.input.fully_masked,
             Category.stable: sample.stable.breaks,
             Category.naive: sample.naive.breaks,
         }
-        return any(by_category[c] for c in self.fail_on)
+        return tuple(c for c in self.fail_on if by_category[c])
+
+    def fails(self, sample: SampleResult) -> bool:
+        """Does this sample fall in a ``fail_on`` category (an error, not a warning, in CI)."""
+        return bool(self.failing_categories(sample))
 
     def ordered_indices(self, include_clean: bool = False) -> np.ndarray:
         """Flat indices of the flagged samples (every sample with ``include_clean``), worst

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 
 from softmax_cli.report import PathFlags, Report, SampleResult
@@ -52,17 +53,56 @@ def render(report: Report, fmt: OutputFormat, view: View = DEFAULT_VIEW) -> str:
 FLAG_NAMES = ("overflow", "underflow", "nan_prob", "nan_grad")
 
 
+def position_text(sample: SampleResult) -> str:
+    """``1`` for a 1-D batch, ``(1, 3)`` for N-D sample axes (``()`` for a lone row)."""
+    position = sample.position
+    if len(position) == 1:
+        return str(position[0])
+    return "(" + ", ".join(map(str, position)) + ")"
+
+
 def sample_label(sample: SampleResult) -> str:
     """``sample 1`` for a 1-D batch, ``sample (1, 3)`` for N-D sample axes."""
-    position = sample.position
-    where = str(position[0]) if len(position) == 1 else "(" + ", ".join(map(str, position)) + ")"
-    return f"sample {where}"
+    return f"sample {position_text(sample)}"
+
+
+def number(value: float) -> str:
+    """Short, exact enough for a person: 6 significant digits, and nan / inf / -inf."""
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return f"{value:.6g}"
+
+
+def meaning(report: Report) -> str:
+    """One sentence saying what the counts mean."""
+    s = report.summary
+    naive, stable = s.naive.breaks, s.stable.breaks
+    if not naive and not stable:
+        sentence = f"Neither implementation breaks on any of the {samples_count(s.samples)}"
+    else:
+        naive_part = f"on {naive} of {samples_count(s.samples)}" if naive else "on none"
+        sentence = (
+            f"The naive implementation breaks {naive_part}; the stable one on {stable or 'none'}"
+        )
+    inputs = []
+    if s.input.nonfinite:
+        inputs.append(f"{samples_count(s.input.nonfinite)} with NaN or +inf logits")
+    if s.input.fully_masked:
+        inputs.append(f"{samples_count(s.input.fully_masked)} fully masked (all -inf)")
+    if inputs:
+        sentence += "; the input has " + " and ".join(inputs)
+    return sentence + "."
+
+
+def samples_count(n: int) -> str:
+    """``1 sample``, ``3 samples``."""
+    return f"{n} sample" if n == 1 else f"{n} samples"
 
 
 def path_verdict(sample: SampleResult, flags: PathFlags) -> str:
     """``BROKEN loss=inf: overflow, nan_prob`` / ``note loss=2000: underflow`` / ``ok loss=0.4``."""
-    from softmax_cli.render.table import number
-
     raised = [name for name in FLAG_NAMES if getattr(flags, name)]
     raised += [name for name in ("nonfinite", "fully_masked") if getattr(sample.input, name)]
     verdict = "BROKEN" if flags.breaks else "note" if raised else "ok"
@@ -76,16 +116,6 @@ def target_text(sample: SampleResult) -> str:
     if sample.target is None:
         return "-"
     return f"{sample.target} (ignored)" if sample.naive.loss is None else str(sample.target)
-
-
-def failing_categories(report: Report, sample: SampleResult) -> list[str]:
-    """The ``--fail-on`` categories this sample falls in (empty: a note, not a failure)."""
-    by_category = {
-        "input": sample.input.nonfinite or sample.input.fully_masked,
-        "stable": sample.stable.breaks,
-        "naive": sample.naive.breaks,
-    }
-    return [c.value for c in report.fail_on if by_category[c.value]]
 
 
 def policy_text(report: Report) -> str:

@@ -16,13 +16,13 @@ import xml.etree.ElementTree as ET
 from softmax_cli.render import (
     DEFAULT_VIEW,
     View,
-    failing_categories,
+    meaning,
+    number,
     path_verdict,
     policy_text,
     sample_label,
     target_text,
 )
-from softmax_cli.render.table import meaning, number
 from softmax_cli.report import Report, SampleResult
 
 SUITE = "softmax-check"
@@ -72,7 +72,7 @@ def _case(report: Report, sample: SampleResult) -> ET.Element:
         "testcase", {"name": sample_label(sample), "classname": _text(report.input.logits)}
     )
     details = _details(sample)
-    categories = failing_categories(report, sample)
+    categories = [c.value for c in report.failing_categories(sample)]
     if categories:
         failure = ET.SubElement(
             case,

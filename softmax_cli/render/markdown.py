@@ -14,12 +14,13 @@ from softmax_cli.render import (
     DEFAULT_VIEW,
     FLAG_NAMES,
     View,
+    meaning,
+    number,
     path_verdict,
     sample_label,
     target_text,
     verdict_line,
 )
-from softmax_cli.render.table import meaning, number
 from softmax_cli.report import Report, SampleResult
 
 

@@ -7,17 +7,25 @@ reads the same with ``NO_COLOR`` set or piped into a file.
 from __future__ import annotations
 
 import io
-import math
 
 from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from softmax_cli.render import DEFAULT_VIEW, View
+from softmax_cli.render import (
+    DEFAULT_VIEW,
+    FLAG_NAMES,
+    View,
+    meaning,
+    number,
+    position_text,
+    samples_count,
+    target_text,
+    verdict_line,
+)
 from softmax_cli.report import PathFlags, Report, SampleResult
 
-_FLAG_NAMES = ("overflow", "underflow", "nan_prob", "nan_grad")
 BROKEN_STYLE = "bold red"
 NOTE_STYLE = "yellow"
 OK_STYLE = "green"
@@ -58,37 +66,12 @@ def renderable(report: Report, view: View = DEFAULT_VIEW) -> RenderableType:
     return Group(*parts)
 
 
-def meaning(report: Report) -> str:
-    """One sentence saying what the counts mean."""
-    s = report.summary
-    naive, stable = s.naive.breaks, s.stable.breaks
-    if not naive and not stable:
-        sentence = f"Neither implementation breaks on any of the {_samples_count(s.samples)}"
-    else:
-        naive_part = f"on {naive} of {_samples_count(s.samples)}" if naive else "on none"
-        sentence = (
-            f"The naive implementation breaks {naive_part}; the stable one on {stable or 'none'}"
-        )
-    inputs = []
-    if s.input.nonfinite:
-        inputs.append(f"{_samples_count(s.input.nonfinite)} with NaN or +inf logits")
-    if s.input.fully_masked:
-        inputs.append(f"{_samples_count(s.input.fully_masked)} fully masked (all -inf)")
-    if inputs:
-        sentence += "; the input has " + " and ".join(inputs)
-    return sentence + "."
-
-
-def _samples_count(n: int) -> str:
-    return f"{n} sample" if n == 1 else f"{n} samples"
-
-
 def _header(report: Report) -> Text:
     info = report.input
     text = Text("softmax-check ", style="bold")
     text.append(info.logits, style="bold cyan")
     text.append(
-        f"\n{_samples_count(report.summary.samples)} x {info.classes} classes, "
+        f"\n{samples_count(report.summary.samples)} x {info.classes} classes, "
         f"{info.dtype} input computed in {report.compute_dtype}, "
     )
     text.append(f"targets from {info.targets}" if info.targets else "no targets")
@@ -107,7 +90,7 @@ def _counts(report: Report) -> Table:
     table.add_column("samples with")
     table.add_column("naive", justify="right")
     table.add_column("stable", justify="right")
-    for name in (*_FLAG_NAMES, "inf_loss", "nan_loss", "breaks"):
+    for name in (*FLAG_NAMES, "inf_loss", "nan_loss", "breaks"):
         naive, stable = getattr(s.naive, name), getattr(s.stable, name)
         style = BROKEN_STYLE if name == "breaks" else NOTE_STYLE
         table.add_row(name, *(Text(str(v), style=style if v else "") for v in (naive, stable)))
@@ -124,8 +107,8 @@ def _samples(report: Report, samples: list[SampleResult], view: View) -> Table:
         table.add_column(path, min_width=len("BROKEN loss=inf"), overflow="fold")
     for sample in samples:
         table.add_row(
-            _position(sample),
-            _target(sample),
+            position_text(sample),
+            target_text(sample),
             number(sample.max_logit),
             number(sample.logsumexp),
             _path_cell(sample, sample.naive),
@@ -134,21 +117,9 @@ def _samples(report: Report, samples: list[SampleResult], view: View) -> Table:
     return table
 
 
-def _position(sample: SampleResult) -> str:
-    if len(sample.position) == 1:
-        return str(sample.position[0])
-    return "(" + ", ".join(str(p) for p in sample.position) + ")"
-
-
-def _target(sample: SampleResult) -> str:
-    if sample.target is None:
-        return "-"
-    return f"{sample.target} (ignored)" if sample.naive.loss is None else str(sample.target)
-
-
 def _path_cell(sample: SampleResult, flags: PathFlags) -> Text:
     """``BROKEN loss=inf`` / ``note loss=2000`` / ``ok loss=0.4``, then the raised flags."""
-    raised = [name for name in _FLAG_NAMES if getattr(flags, name)]
+    raised = [name for name in FLAG_NAMES if getattr(flags, name)]
     raised += [n for n in ("nonfinite", "fully_masked") if getattr(sample.input, n)]
     if flags.breaks:
         verdict, style = "BROKEN", BROKEN_STYLE
@@ -165,21 +136,4 @@ def _path_cell(sample: SampleResult, flags: PathFlags) -> Text:
 
 
 def _verdict(report: Report) -> Text:
-    policy = ",".join(c.value for c in report.fail_on) or "none"
-    if report.passed:
-        return Text(f"passed: no sample fails --fail-on {policy}", style=OK_STYLE)
-    counts = ", ".join(
-        f"{c.value}: {report.summary.failing(c)}"
-        for c in report.fail_on
-        if report.summary.failing(c)
-    )
-    return Text(f"FAILED --fail-on {policy} ({counts})", style=BROKEN_STYLE)
-
-
-def number(value: float) -> str:
-    """Short, exact enough for a person: 6 significant digits, and nan / inf / -inf."""
-    if math.isnan(value):
-        return "nan"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return f"{value:.6g}"
+    return Text(verdict_line(report), style=OK_STYLE if report.passed else BROKEN_STYLE)
