@@ -19,7 +19,7 @@ from rich.console import Console
 from softmax_cli import __version__
 from softmax_cli.classify import check
 from softmax_cli.dtypes import DtypeName
-from softmax_cli.errors import ExitCode, SoftmaxCheckError, UsageError
+from softmax_cli.errors import ExitCode, SoftmaxCheckError, UsageError, printable
 from softmax_cli.load import ArrayKeys, load_inputs
 from softmax_cli.render import OutputFormat, View, render
 from softmax_cli.render import table as table_format
@@ -140,7 +140,7 @@ def run(
     try:
         policy = parse_fail_on(fail_on)
         if output is not None:
-            _check_writable(output)
+            _check_writable(output, (logits, targets))
         loaded = load_inputs(logits, targets, ArrayKeys(logits_key, targets_key, target_column))
         # CSV is parsed exactly (float64); its precision is float32 unless asked otherwise.
         compute = "float32" if loaded.from_text and dtype is DtypeName.auto else dtype.value
@@ -166,19 +166,33 @@ def run(
     except MemoryError:
         _fail("not enough memory to check this input")
     except KeyboardInterrupt:
-        stderr.print("softmax-check: interrupted", markup=False)
+        stderr.print("softmax-check: interrupted", markup=False, emoji=False)
         raise typer.Exit(ExitCode.INTERRUPTED) from None
+    except OSError as error:  # writing the report: a full disk, a closed pipe, ...
+        _fail(f"{error.filename or 'output'}: {error.strerror or error}")
+    except Exception as error:
+        # A bug, not bad input: one line instead of a traceback, and the same exit status
+        # as any run that could not decide (SOFTMAX_CHECK_DEBUG=1 shows the traceback).
+        if os.environ.get("SOFTMAX_CHECK_DEBUG"):
+            raise
+        _fail(f"internal error: {type(error).__name__}: {error} (please report this bug)")
     raise typer.Exit(ExitCode.OK if report.passed else ExitCode.FINDINGS)
 
 
 def _fail(message: str) -> None:
-    stderr.print(f"softmax-check: error: {message}", markup=False)
+    text = printable(f"softmax-check: error: {message}")
+    stderr.print(text, markup=False, emoji=False, soft_wrap=True)
     raise typer.Exit(ExitCode.ERROR)
 
 
-def _check_writable(output: str) -> None:
-    """Refuse an --output we could not write before doing any work."""
+def _check_writable(output: str, inputs: tuple[str | None, ...] = ()) -> None:
+    """Refuse an --output we could not write, or one that is an input, before any work."""
     path = Path(output)
+    if "\0" in output:
+        raise UsageError("--output: a path cannot contain a NUL character")
+    for source in inputs:
+        if source and source != "-" and path.exists() and _same_file(path, Path(source)):
+            raise UsageError(f"--output {output} is an input file; it would be overwritten")
     if path.exists() and not path.is_file():
         if path.is_dir():
             raise UsageError(f"--output {output}: is a directory")
@@ -203,17 +217,26 @@ def _write(output: str | None, text: str) -> None:
         return
     # A temporary file beside the target, renamed over it: readers see the old report or
     # the new one, never half of one, and a failure leaves the old one in place.
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    temporary = None
     try:
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as stream:
             stream.write(text)
         mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask()
         os.chmod(temporary, mode)
         os.replace(temporary, path)
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
+        if temporary is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
         raise
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
 
 
 def _umask() -> int:

@@ -1,13 +1,17 @@
-"""``.npz`` archives: arrays picked by name, never unpickled."""
+"""``.npz`` archives: arrays picked by name, never unpickled, stored ones memory-mapped."""
 
 from __future__ import annotations
 
+import lzma
+import os
+import struct
 import zipfile
+import zlib
 
 import numpy as np
 
 from softmax_cli.errors import InputError
-from softmax_cli.load import ArrayKeys
+from softmax_cli.load import ZIP_MAGIC, ArrayKeys, looks_like, npy, open_binary
 
 DEFAULT_LOGITS_KEY = "logits"
 DEFAULT_TARGETS_KEY = "targets"
@@ -71,21 +75,179 @@ def _listing(names: list[str]) -> str:
     return ", ".join(repr(n) for n in names) if names else "no arrays"
 
 
-def _open(path: str) -> np.lib.npyio.NpzFile:
-    try:
-        return np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise InputError(path, "no such file") from None
-    except IsADirectoryError:
-        raise InputError(path, "is a directory, not a .npz file") from None
-    except PermissionError:
-        raise InputError(path, "permission denied") from None
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise InputError(path, f"not a readable .npz archive: {exc}") from None
+class _Archive:
+    """A read-only .npz: the ZIP directory, and each array by its name (``x`` for ``x.npy``).
+
+    Stored members (``np.savez``) are memory-mapped straight from the archive file; compressed
+    ones (``np.savez_compressed``) are decompressed, but only after their declared size has
+    been checked against what the archive says and what this machine can hold.
+    """
+
+    def __init__(self, path: str, archive: zipfile.ZipFile) -> None:
+        self.path = path
+        self.zip = archive
+        self.members: dict[str, zipfile.ZipInfo] = {}
+        for info in archive.infolist():
+            if info.is_dir():
+                continue
+            key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            if key in self.members:
+                raise InputError(path, f"holds two arrays named {key!r}; cannot tell them apart")
+            self.members[key] = info
+        self.files = list(self.members)
+
+    def __enter__(self) -> _Archive:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.zip.close()
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        return _member(self.path, self, key)
 
 
-def _member(path: str, archive: np.lib.npyio.NpzFile, key: str) -> np.ndarray:
+def _open(path: str) -> _Archive:
+    with open_binary(path, ".npz") as handle:
+        head = handle.read(4)
+        if not head.startswith((ZIP_MAGIC, b"PK\x05\x06")):
+            seen = looks_like(head + handle.read(8))
+            raise InputError(
+                path,
+                "is not a .npz archive (it does not start with the ZIP magic bytes)",
+                f"{seen}; check the file name's extension" if seen else None,
+            )
     try:
-        return archive[key]
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise InputError(path, f"array {key!r} cannot be read: {exc}") from None
+        archive = zipfile.ZipFile(path, "r")
+    except _ZIP_ERRORS as exc:
+        raise InputError(path, f"is not a readable .npz archive: {_reason(exc)}") from None
+    try:
+        return _Archive(path, archive)
+    except BaseException:
+        archive.close()
+        raise
+
+
+# What zipfile and the decompressors raise on a corrupt archive, besides OSError: a bad
+# directory (BadZipFile, struct.error, ValueError), an undecodable name (UnicodeError), an
+# unsupported method (NotImplementedError), encryption (RuntimeError), a broken stream
+# (zlib.error, lzma.LZMAError, EOFError), absurd sizes (OverflowError).
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    OSError,
+    EOFError,
+    ValueError,
+    struct.error,
+    UnicodeError,
+    NotImplementedError,
+    RuntimeError,
+    OverflowError,
+    zlib.error,
+    lzma.LZMAError,
+)
+
+# Deflate cannot compress better than about 1032:1; a member that claims more is lying.
+_DEFLATE_MAX_RATIO = 1032
+_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, ..., name length, extra length
+# A compressed member's trailing bytes after its array are read (to reach the CRC check)
+# only up to this many; np.save writes none.
+_MAX_TRAILING = 1 << 20
+_READ_CHUNK = 1 << 22
+
+
+def _memory_cap() -> int:
+    """Half the memory we may use (physical, or a container's cgroup limit if lower): the
+    most we agree to decompress into one array."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        memory = 8 << 30
+    try:
+        with open("/sys/fs/cgroup/memory.max", encoding="ascii") as limit:
+            memory = min(memory, int(limit.read().strip()))
+    except (OSError, ValueError):  # no cgroup v2 limit ("max", or not Linux)
+        pass
+    return memory // 2
+
+
+MAX_DECOMPRESSED_BYTES = _memory_cap()
+
+
+def _member(path: str, archive: _Archive, key: str) -> np.ndarray:
+    info = archive.members[key]
+    where = f"{path}: array {key!r}"
+    if info.flag_bits & 0x1:
+        raise InputError(path, f"array {key!r} is encrypted; softmax-check reads plain .npz files")
+    try:
+        if info.compress_type == zipfile.ZIP_STORED:
+            return _mapped_member(path, where, info)
+        return _decompressed_member(archive.zip, where, info)
+    except InputError:
+        raise
+    except _ZIP_ERRORS as exc:
+        raise InputError(path, f"array {key!r} cannot be read: {_reason(exc)}") from None
+
+
+def _mapped_member(path: str, where: str, info: zipfile.ZipInfo) -> np.ndarray:
+    """A stored member memory-mapped read-only where its bytes lie in the archive file."""
+    if info.compress_size != info.file_size:
+        raise InputError(where, "is corrupt: a stored member whose sizes disagree")
+    with open(path, "rb") as handle:
+        archive_size = os.fstat(handle.fileno()).st_size
+        handle.seek(info.header_offset)
+        local = handle.read(_LOCAL_HEADER.size)
+        if len(local) < _LOCAL_HEADER.size:
+            raise InputError(where, "is truncated: the archive ends inside its header")
+        signature, name_length, extra_length = _LOCAL_HEADER.unpack(local)
+        if signature != ZIP_MAGIC:
+            raise InputError(where, "is corrupt: its ZIP header is missing or damaged")
+        data_start = info.header_offset + _LOCAL_HEADER.size + name_length + extra_length
+        if data_start + info.file_size > archive_size:
+            raise InputError(where, "is truncated: the archive ends inside its data")
+        handle.seek(data_start)
+        header = npy.read_header(handle, where, info.file_size)
+    return npy.map_array(path, header, offset=data_start + header.size)
+
+
+def _decompressed_member(archive: zipfile.ZipFile, where: str, info: zipfile.ZipInfo) -> np.ndarray:
+    """A compressed member read into memory, refused before any allocation if it is a bomb."""
+    if (
+        info.compress_type == zipfile.ZIP_DEFLATED
+        and info.file_size > _DEFLATE_MAX_RATIO * info.compress_size + 1024
+    ):
+        raise InputError(
+            where,
+            f"claims to decompress {info.compress_size:,} bytes into {info.file_size:,}, "
+            "more than deflate can: a corrupt or hostile archive (a zip bomb?)",
+        )
+    with archive.open(info) as stream:
+        header = npy.read_header(stream, where, info.file_size)
+        nbytes = header.nbytes
+        if nbytes > MAX_DECOMPRESSED_BYTES:
+            raise InputError(
+                where,
+                f"would decompress to {npy._bytes(nbytes)}, more than softmax-check will "
+                f"hold in memory ({npy._bytes(MAX_DECOMPRESSED_BYTES)})",
+                "save it with np.savez (uncompressed) or np.save: those are memory-mapped "
+                "and read as the check goes",
+            )
+        trailing = info.file_size - header.size - nbytes
+        if trailing > _MAX_TRAILING:
+            raise InputError(where, f"is corrupt: {trailing:,} unexplained bytes follow its array")
+        data = np.empty(nbytes, dtype=np.uint8)
+        view = memoryview(data)
+        filled = 0
+        while filled < nbytes:
+            chunk = stream.read(min(_READ_CHUNK, nbytes - filled))
+            if not chunk:
+                raise InputError(where, "is truncated: its compressed data end early")
+            view[filled : filled + len(chunk)] = chunk
+            filled += len(chunk)
+        stream.read(trailing + 1)  # reach the end of the member, where zipfile checks the CRC
+    return data.view(header.dtype).reshape(header.shape, order=header.order)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = text if len(text) <= 160 else text[:157] + "..."
+    return text or type(exc).__name__
