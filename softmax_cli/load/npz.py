@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import bz2
+import contextlib
 import lzma
 import os
 import struct
 import zipfile
 import zlib
+from typing import BinaryIO
 
 import numpy as np
 
@@ -119,7 +122,11 @@ def _open(path: str) -> _Archive:
     try:
         archive = zipfile.ZipFile(path, "r")
     except _ZIP_ERRORS as exc:
-        raise InputError(path, f"is not a readable .npz archive: {_reason(exc)}") from None
+        raise InputError(
+            path,
+            f"is not a readable .npz archive: {_reason(exc)}",
+            "it may have been cut short while being written or copied",
+        ) from None
     try:
         return _Archive(path, archive)
     except BaseException:
@@ -153,6 +160,8 @@ _LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, ..., name length, extra 
 # only up to this many; np.save writes none.
 _MAX_TRAILING = 1 << 20
 _READ_CHUNK = 1 << 22
+# xz -9 uses 64 MiB; nothing that writes .npz members needs more.
+_MAX_LZMA_DICTIONARY = 1 << 28
 
 
 def _memory_cap() -> int:
@@ -181,11 +190,27 @@ def _member(path: str, archive: _Archive, key: str) -> np.ndarray:
     try:
         if info.compress_type == zipfile.ZIP_STORED:
             return _mapped_member(path, where, info)
-        return _decompressed_member(archive.zip, where, info)
+        return _decompressed_member(path, archive.zip, where, info)
     except InputError:
         raise
     except _ZIP_ERRORS as exc:
         raise InputError(path, f"array {key!r} cannot be read: {_reason(exc)}") from None
+
+
+def _data_start(handle: BinaryIO, where: str, info: zipfile.ZipInfo) -> int:
+    """Where a member's (possibly compressed) bytes begin in the archive file."""
+    archive_size = os.fstat(handle.fileno()).st_size
+    handle.seek(info.header_offset)
+    local = handle.read(_LOCAL_HEADER.size)
+    if len(local) < _LOCAL_HEADER.size:
+        raise InputError(where, "is truncated: the archive ends inside its header")
+    signature, name_length, extra_length = _LOCAL_HEADER.unpack(local)
+    if signature != ZIP_MAGIC:
+        raise InputError(where, "is corrupt: its ZIP header is missing or damaged")
+    start = info.header_offset + _LOCAL_HEADER.size + name_length + extra_length
+    if start + info.compress_size > archive_size:
+        raise InputError(where, "is truncated: the archive ends inside its data")
+    return start
 
 
 def _mapped_member(path: str, where: str, info: zipfile.ZipInfo) -> np.ndarray:
@@ -193,23 +218,80 @@ def _mapped_member(path: str, where: str, info: zipfile.ZipInfo) -> np.ndarray:
     if info.compress_size != info.file_size:
         raise InputError(where, "is corrupt: a stored member whose sizes disagree")
     with open(path, "rb") as handle:
-        archive_size = os.fstat(handle.fileno()).st_size
-        handle.seek(info.header_offset)
-        local = handle.read(_LOCAL_HEADER.size)
-        if len(local) < _LOCAL_HEADER.size:
-            raise InputError(where, "is truncated: the archive ends inside its header")
-        signature, name_length, extra_length = _LOCAL_HEADER.unpack(local)
-        if signature != ZIP_MAGIC:
-            raise InputError(where, "is corrupt: its ZIP header is missing or damaged")
-        data_start = info.header_offset + _LOCAL_HEADER.size + name_length + extra_length
-        if data_start + info.file_size > archive_size:
-            raise InputError(where, "is truncated: the archive ends inside its data")
+        data_start = _data_start(handle, where, info)
         handle.seek(data_start)
         header = npy.read_header(handle, where, info.file_size)
     return npy.map_array(path, header, offset=data_start + header.size)
 
 
-def _decompressed_member(archive: zipfile.ZipFile, where: str, info: zipfile.ZipInfo) -> np.ndarray:
+class _BoundedInflater:
+    """A bzip2 or LZMA member decompressed at most ``n`` bytes per read.
+
+    zipfile hands these decompressors whole chunks of input with no output limit, and a
+    few kilobytes of bzip2 can expand to gigabytes; ``max_length`` keeps each step small.
+    """
+
+    def __init__(self, handle: BinaryIO, where: str, info: zipfile.ZipInfo) -> None:
+        self.handle = handle
+        self.where = where
+        self.info = info
+        handle.seek(_data_start(handle, where, info))
+        self.left = info.compress_size
+        self.position = 0
+        self.crc = 0
+        if info.compress_type == zipfile.ZIP_BZIP2:
+            self.decompressor = bz2.BZ2Decompressor()
+        elif info.compress_type == zipfile.ZIP_LZMA:
+            # ZIP's LZMA: a 4-byte header (version, properties size), properties, raw LZMA1.
+            head = self._raw(4)
+            size = struct.unpack("<2xH", head)[0] if len(head) == 4 else 0
+            properties = self._raw(size)
+            if len(head) < 4 or len(properties) < size:
+                raise InputError(where, "is truncated: it ends inside its LZMA header")
+            lzma_filter = lzma._decode_filter_properties(lzma.FILTER_LZMA1, properties)
+            # The decoder allocates the declared dictionary up front: bound it, as xz does.
+            if lzma_filter.get("dict_size", 0) > _MAX_LZMA_DICTIONARY:
+                raise InputError(
+                    where, f"declares an LZMA dictionary of {lzma_filter['dict_size']:,} bytes"
+                )
+            self.decompressor = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[lzma_filter])
+        else:
+            raise InputError(
+                where,
+                f"uses ZIP compression method {info.compress_type}, which softmax-check "
+                "does not read (np.savez_compressed writes deflate)",
+            )
+
+    def _raw(self, n: int) -> bytes:
+        data = self.handle.read(min(n, self.left))
+        self.left -= len(data)
+        return data
+
+    def tell(self) -> int:
+        return self.position
+
+    def read(self, n: int) -> bytes:
+        out = b""
+        while len(out) < n and not self.decompressor.eof:
+            if self.decompressor.needs_input:
+                raw = self._raw(1 << 16)
+                if not raw:
+                    break
+            else:
+                raw = b""
+            out += self.decompressor.decompress(raw, n - len(out))
+        self.position += len(out)
+        self.crc = zlib.crc32(out, self.crc)
+        return out
+
+    def check_crc(self) -> None:
+        if self.position == self.info.file_size and self.crc != self.info.CRC:
+            raise InputError(self.where, "is corrupt: its CRC does not match its data")
+
+
+def _decompressed_member(
+    path: str, archive: zipfile.ZipFile, where: str, info: zipfile.ZipInfo
+) -> np.ndarray:
     """A compressed member read into memory, refused before any allocation if it is a bomb."""
     if (
         info.compress_type == zipfile.ZIP_DEFLATED
@@ -220,7 +302,11 @@ def _decompressed_member(archive: zipfile.ZipFile, where: str, info: zipfile.Zip
             f"claims to decompress {info.compress_size:,} bytes into {info.file_size:,}, "
             "more than deflate can: a corrupt or hostile archive (a zip bomb?)",
         )
-    with archive.open(info) as stream:
+    with contextlib.ExitStack() as stack:
+        if info.compress_type == zipfile.ZIP_DEFLATED:
+            stream = stack.enter_context(archive.open(info))
+        else:
+            stream = _BoundedInflater(stack.enter_context(open(path, "rb")), where, info)
         header = npy.read_header(stream, where, info.file_size)
         nbytes = header.nbytes
         if nbytes > MAX_DECOMPRESSED_BYTES:
@@ -243,7 +329,9 @@ def _decompressed_member(archive: zipfile.ZipFile, where: str, info: zipfile.Zip
                 raise InputError(where, "is truncated: its compressed data end early")
             view[filled : filled + len(chunk)] = chunk
             filled += len(chunk)
-        stream.read(trailing + 1)  # reach the end of the member, where zipfile checks the CRC
+        stream.read(trailing + 1)  # reach the end of the member, where the CRC is checked
+        if isinstance(stream, _BoundedInflater):
+            stream.check_crc()
     return data.view(header.dtype).reshape(header.shape, order=header.order)
 
 

@@ -7,6 +7,7 @@ worth, and a large file never exists in memory as Python strings.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import sys
@@ -32,7 +33,16 @@ def read_logits(path: str, target_column: str | None) -> tuple[np.ndarray, np.nd
     the column named ``target_column`` (default: ``target``, when the header has it).
     """
     name = "<stdin>" if path == STDIN else path
-    reader = csv.reader(_lines(path, name))
+    lines = _lines(path, name)
+    try:
+        return _parse_csv(csv.reader(lines), name, target_column)
+    finally:
+        lines.close()  # closes the file now, not when the generator is collected
+
+
+def _parse_csv(
+    reader, name: str, target_column: str | None
+) -> tuple[np.ndarray, np.ndarray | None]:
     rows = _rows(reader, name)
     first = next(rows, None)
     if first is None:
@@ -71,7 +81,8 @@ def read_targets(path: str) -> np.ndarray:
     name = "<stdin>" if path == STDIN else path
     values: list[float] = []
     first = True
-    for number, raw in enumerate(_lines(path, name), start=1):
+    lines = _lines(path, name)
+    for number, raw in enumerate(lines, start=1):
         line = raw.strip()
         if not line:
             continue
@@ -81,6 +92,7 @@ def read_targets(path: str) -> np.ndarray:
             if first:  # a header such as "target"
                 first = False
                 continue
+            lines.close()
             raise InputError(
                 name, f"line {number}: {_shorten(line)!r} is not an integer class index"
             ) from None
@@ -191,7 +203,8 @@ def _lines(path: str, name: str) -> Iterator[str]:
     finally:
         if path == STDIN:
             if text is not None:
-                text.detach()  # standard input stays open for whoever reads it next
+                with contextlib.suppress(ValueError):  # already closed by its owner
+                    text.detach()  # standard input stays open for whoever reads it next
         else:
             binary.close()
 
