@@ -8,6 +8,7 @@ data in a kilobyte file is refused, not attempted.
 from __future__ import annotations
 
 import math
+import tokenize
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -18,6 +19,20 @@ from softmax_cli.load import NPY_MAGIC, looks_like, open_binary, os_reason
 
 # The largest byte count NumPy can index: anything above is an absurd header, not data.
 _MAX_BYTES = np.iinfo(np.intp).max
+
+
+# What NumPy's header parser (ast.literal_eval of the header text) raises on a corrupt one.
+_HEADER_ERRORS = (
+    ValueError,
+    TypeError,
+    SyntaxError,
+    tokenize.TokenError,
+    RecursionError,
+    MemoryError,
+    OverflowError,
+    EOFError,
+    UnicodeError,
+)
 
 
 @dataclass(frozen=True)
@@ -79,7 +94,7 @@ def read_header(stream: BinaryIO, source: str, total: int) -> ArrayHeader:
         size = stream.tell() - start
     except InputError:
         raise
-    except (ValueError, TypeError, SyntaxError, OverflowError, EOFError, UnicodeError) as exc:
+    except _HEADER_ERRORS as exc:
         raise InputError(source, f"has a corrupt .npy header: {_first_line(exc)}") from None
     except OSError as exc:
         raise InputError(source, f"cannot be read: {os_reason(exc)}") from None
