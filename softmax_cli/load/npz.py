@@ -129,15 +129,18 @@ def _open(path: str) -> _Archive:
         ) from None
     try:
         return _Archive(path, archive)
-    except BaseException:
+    except InputError:
         archive.close()
         raise
+    except _ZIP_ERRORS as exc:  # a member's name zipfile cannot make sense of
+        archive.close()
+        raise InputError(path, f"is not a readable .npz archive: {_reason(exc)}") from None
 
 
 # What zipfile and the decompressors raise on a corrupt archive, besides OSError: a bad
-# directory (BadZipFile, struct.error, ValueError), an undecodable name (UnicodeError), an
-# unsupported method (NotImplementedError), encryption (RuntimeError), a broken stream
-# (zlib.error, lzma.LZMAError, EOFError), absurd sizes (OverflowError).
+# directory (BadZipFile, struct.error, ValueError, IndexError), an undecodable name
+# (UnicodeError), an unsupported method (NotImplementedError), encryption (RuntimeError), a
+# broken stream (zlib.error, lzma.LZMAError, EOFError), absurd sizes (OverflowError).
 _ZIP_ERRORS = (
     zipfile.BadZipFile,
     zipfile.LargeZipFile,
@@ -145,6 +148,7 @@ _ZIP_ERRORS = (
     EOFError,
     ValueError,
     struct.error,
+    IndexError,
     UnicodeError,
     NotImplementedError,
     RuntimeError,
