@@ -111,6 +111,7 @@ FILE_CASES = [
     ("absurd_member.npz", [], "corrupt .npy header"),
     ("empty.csv", [], "is empty"),
     ("blank_lines.csv", [], "is empty"),
+    ("zero_classes.csv", [], "is empty"),
     ("header_only.csv", [], "has a header but no rows"),
     ("ragged.csv", [], "line 2 has 2 fields, expected 3"),
     ("non_numeric.csv", [], "line 2, column 2: 'five' is not a number"),
