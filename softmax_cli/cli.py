@@ -19,7 +19,7 @@ from rich.console import Console
 from softmax_cli import __version__, config
 from softmax_cli.classify import check
 from softmax_cli.dtypes import DtypeName
-from softmax_cli.errors import ExitCode, SoftmaxCheckError, UsageError
+from softmax_cli.errors import ExitCode, SoftmaxCheckError, UsageError, printable
 from softmax_cli.load import ArrayKeys, load_inputs
 from softmax_cli.render import OutputFormat, View, render
 from softmax_cli.render import table as table_format
@@ -196,8 +196,8 @@ def run(
     try:
         policy = parse_fail_on(fail_on)
         if output is not None:
-            _check_writable(output)
-        extra_reports = _parse_reports(reports or [], output)
+            _check_writable(output, inputs=(logits, targets))
+        extra_reports = _parse_reports(reports or [], output, inputs=(logits, targets))
         loaded = load_inputs(logits, targets, ArrayKeys(logits_key, targets_key, target_column))
         # CSV is parsed exactly (float64); its precision is float32 unless asked otherwise.
         compute = "float32" if loaded.from_text and dtype is DtypeName.auto else dtype.value
@@ -228,20 +228,37 @@ def run(
     except MemoryError:
         _fail("not enough memory to check this input")
     except KeyboardInterrupt:
-        stderr.print("softmax-check: interrupted", markup=False, soft_wrap=True)
+        stderr.print("softmax-check: interrupted", markup=False, emoji=False, soft_wrap=True)
         raise typer.Exit(ExitCode.INTERRUPTED) from None
+    except OSError as error:  # writing the report: a full disk, a closed pipe, ...
+        _fail(f"{error.filename or 'output'}: {error.strerror or error}")
+    except Exception as error:
+        # A bug, not bad input: one line instead of a traceback, and the same exit status
+        # as any run that could not decide (SOFTMAX_CHECK_DEBUG=1 shows the traceback).
+        if os.environ.get("SOFTMAX_CHECK_DEBUG"):
+            raise
+        _fail(f"internal error: {type(error).__name__}: {error} (please report this bug)")
     raise typer.Exit(ExitCode.OK if report.passed else ExitCode.FINDINGS)
 
 
 def _fail(message: str) -> None:
-    stderr.print(f"softmax-check: error: {message}", markup=False, soft_wrap=True)
+    text = printable(f"softmax-check: error: {message}")
+    stderr.print(text, markup=False, emoji=False, soft_wrap=True)
     raise typer.Exit(ExitCode.ERROR)
 
 
-def _check_writable(output: str, label: str | None = None) -> None:
-    """Refuse an --output (or a --report path) we could not write before doing any work."""
+def _check_writable(
+    output: str, label: str | None = None, inputs: tuple[str | None, ...] = ()
+) -> None:
+    """Refuse an --output (or a --report path) we could not write, or one that is an
+    input, before doing any work."""
     where = label or f"--output {output}"
     path = Path(output)
+    if "\0" in output:
+        raise UsageError(f"{where.split(' ')[0]}: a path cannot contain a NUL character")
+    for source in inputs:
+        if source and source != "-" and path.exists() and _same_file(path, Path(source)):
+            raise UsageError(f"{where} is an input file; it would be overwritten")
     if path.exists() and not path.is_file():
         if path.is_dir():
             raise UsageError(f"{where}: is a directory")
@@ -253,7 +270,9 @@ def _check_writable(output: str, label: str | None = None) -> None:
         raise UsageError(f"{where}: directory {str(parent)!r} is not writable")
 
 
-def _parse_reports(specs: list[str], output: str | None) -> list[tuple[OutputFormat, str]]:
+def _parse_reports(
+    specs: list[str], output: str | None, inputs: tuple[str | None, ...] = ()
+) -> list[tuple[OutputFormat, str]]:
     """``--report FORMAT=PATH`` values as (format, path), each path checked as --output is."""
     reports: list[tuple[OutputFormat, str]] = []
     files = {_file_identity(output)} if output is not None else set()
@@ -268,7 +287,7 @@ def _parse_reports(specs: list[str], output: str | None) -> list[tuple[OutputFor
             raise UsageError(
                 f"--report {spec}: unknown format {name!r} (choose from {known})"
             ) from None
-        _check_writable(path, f"--report {spec}")
+        _check_writable(path, f"--report {spec}", inputs)
         identity = _file_identity(path)
         if identity is not None and identity in files:
             raise UsageError(
@@ -309,17 +328,26 @@ def _write(output: str | None, text: str) -> None:
         return
     # A temporary file beside the target, renamed over it: readers see the old report or
     # the new one, never half of one, and a failure leaves the old one in place.
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    temporary = None
     try:
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as stream:
             stream.write(text)
         mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask()
         os.chmod(temporary, mode)
         os.replace(temporary, path)
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
+        if temporary is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
         raise
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
 
 
 def _umask() -> int:

@@ -34,3 +34,18 @@ class InputError(SoftmaxCheckError):
 
 class UsageError(SoftmaxCheckError):
     """Options that do not fit together or do not fit the input."""
+
+
+# A message names files and quotes their contents: both may hold anything.
+_MAX_LINES = 6
+_MAX_LINE_CHARS = 300
+
+
+def printable(message: str) -> str:
+    """``message`` safe to show on a terminal: control characters (an escape sequence in a
+    file name, a NUL from a binary file) shown as escapes, at most a few short lines."""
+    lines = []
+    for line in message.splitlines()[:_MAX_LINES]:
+        safe = "".join(c if c.isprintable() else repr(c)[1:-1] for c in line)
+        lines.append(safe if len(safe) <= _MAX_LINE_CHARS else safe[: _MAX_LINE_CHARS - 3] + "...")
+    return "\n".join(lines)

@@ -118,7 +118,7 @@ def test_targets_may_have_the_sample_shape():
     ("targets", "problem"),
     [
         (np.array([0, 3, 1]), "outside the 3 classes"),
-        (np.array([0, -1, 1]), "outside the 3 classes"),
+        (np.array([0, -1, 1]), "target 1 is -1, negative"),
         (np.array([0, 1]), "has 2 targets"),
         (np.array([0.0, 1.5, 1.0]), "not an integer"),
         (np.array([0.0, np.nan, 1.0]), "not a class index"),
