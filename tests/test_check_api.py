@@ -312,6 +312,14 @@ def test_a_single_1d_row_is_one_sample_at_the_empty_position():
     assert sample.stable.loss == pytest.approx(math.log(4.0 / 3.0), rel=1e-14)
 
 
+def test_regression_strided_1d_logits_crashed_gathering_by_an_empty_sample_shape():
+    # Bug: a non-contiguous 1-D array (one sample) took the gather path, which called
+    # np.unravel_index(indices, ()) and raised ValueError.
+    row = np.array([0.0, 9.0, math.log(3.0), 9.0])[::2]
+    sample = check(row, np.array(1)).sample(0)
+    assert sample.stable.loss == pytest.approx(math.log(4.0 / 3.0), rel=1e-14)
+
+
 def test_strided_2d_logits_give_the_same_report_as_a_contiguous_copy():
     logits = np.array([[0.0, 1.0], [9.0, 9.0], [1000.0, 0.0], [9.0, 9.0]], dtype=np.float32)
     strided, contiguous = (
