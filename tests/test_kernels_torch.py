@@ -5,8 +5,8 @@ path to ``F.cross_entropy`` (loss and autograd gradient), ``torch.softmax`` and
 ``torch.logsumexp``. Flags are read off torch's own tensors with the contract's definitions.
 
 Tolerances are in units of the dtype's epsilon (``eps``), relative to max(1, |value|): the
-two sides differ only in summation order (and, for the stable path in half precision, in
-rounding the sum to D, which the contract asks for and torch's fused kernel skips).
+two sides differ only in summation order and in where the stable path rounds to D. Where
+subnormal intermediates or long sums make a few eps too tight, an explicit slack says why.
 """
 
 from __future__ import annotations
@@ -337,10 +337,10 @@ def test_naive_gradient_matches_torch_autograd(case):
 
 
 def test_stable_loss_matches_cross_entropy(case):
-    # Our sum is rounded to D before the log (the contract's rule for sums); torch's fused
-    # log_softmax keeps it in float32, which costs half precision up to about two ulps.
+    # Three ulps: x[t] - m, the sum (added in another order, and rounded to D by us as the
+    # contract says), the log and the difference are each rounded on both sides.
     has = case.has_target
-    _assert_close(case.stable.loss[has], case.torch_stable["loss"][has], 2, case.name, "loss")
+    _assert_close(case.stable.loss[has], case.torch_stable["loss"][has], 3, case.name, "loss")
 
 
 def test_stable_gradient_matches_cross_entropy_autograd(case):
@@ -395,7 +395,76 @@ def test_one_class_losses_match_torch(one_class_case):
     c = one_class_case
     has = c.has_target
     _assert_close(c.naive.loss[has], c.torch_naive["loss"][has], 2, c.name, "naive loss")
-    _assert_close(c.stable.loss[has], c.torch_stable["loss"][has], 2, c.name, "stable loss")
+    _assert_close(c.stable.loss[has], c.torch_stable["loss"][has], 3, c.name, "stable loss")
+
+
+# --- many classes: long sums ----------------------------------------------------------
+
+MANY_CLASSES = 4099
+
+
+@pytest.fixture(scope="module", params=DTYPES)
+def many_class_case(request) -> Case:
+    """Rows of 4099 classes (a sum that float16 cannot hold exactly even when every e is 1):
+    random rows at several scales, uniform rows, rows near the overflow threshold."""
+    name = request.param
+    rng = np.random.default_rng([11, DTYPES.index(name)])
+    x = _random_rows(rng, name, 45, MANY_CLASSES)
+    x[:5] = 0.0
+    x[5:10] = rng.standard_normal((5, MANY_CLASSES)) * 0.01
+    x[40:] = _with_specials(rng, x[40:])
+    return _make_case(name, x, _targets(rng, x))
+
+
+def _accumulation_slack(c: Case) -> float:
+    # Sums of C terms in the accumulate dtype, in different orders: up to log2(C) of its
+    # ulps apart (numpy sums pairwise, torch in vectorised cascades).
+    return float(np.log2(c.x.shape[1]) * np.finfo(c.dtype.accumulate).eps)
+
+
+@pytest.mark.parametrize("flag", ["overflow", "underflow", "nan_prob"])
+def test_many_classes_flags_match_torch(many_class_case, flag):
+    c = many_class_case
+    expected = _torch_flags(c.x, c.targets, c.torch_naive)[flag]
+    _assert_rows_equal(_ours(c, NAIVE_BITS[flag]), expected, c, f"naive {flag}")
+    expected = _torch_flags(c.x, c.targets, c.torch_stable)[flag]
+    _assert_rows_equal(_ours(c, STABLE_BITS[flag]), expected, c, f"stable {flag}")
+
+
+def test_many_classes_stable_loss_and_gradient_match_cross_entropy(many_class_case):
+    c, has = many_class_case, many_class_case.has_target
+    loss, expected = c.stable.loss[has], c.torch_stable["loss"][has]
+    slack = _accumulation_slack(c) * np.abs(expected)
+    _assert_close(loss, expected, 3, c.name, "stable loss", slack)
+    grad = c.torch_stable["grad"][has]
+    _assert_close(c.stable.grad[has], grad, 3, c.name, "stable grad", _accumulation_slack(c))
+
+
+def test_many_classes_naive_loss_and_gradient_match_autograd(many_class_case):
+    c, has = many_class_case, many_class_case.has_target
+    slack = _subnormal_slack(c, "loss")[has] + _accumulation_slack(c) * 4
+    _assert_close(c.naive.loss[has], c.torch_naive["loss"][has], 4, c.name, "naive loss", slack)
+    slack = _subnormal_slack(c, "grad")[has] + _accumulation_slack(c)
+    _assert_close(c.naive.grad[has], c.torch_naive["grad"][has], 8, c.name, "naive grad", slack)
+
+
+def test_many_classes_logsumexp_matches_torch(many_class_case):
+    c = many_class_case
+    ours = kernels.logsumexp(c.stable.max, c.stable.sum, c.dtype)
+    expected = c.torch_stable["logsumexp"]
+    slack = _accumulation_slack(c) * np.abs(expected)
+    _assert_close(ours, expected, 2, c.name, "logsumexp", slack)
+
+
+def test_float16_stable_loss_is_inf_when_the_rounded_sum_overflows_as_in_cross_entropy():
+    # 70000 equal logits: e = 1 each and s = 70000 > 65504, which float16 rounds to inf (the
+    # contract rounds sums to D). Then p = 1 / inf = 0, so the loss is log(inf) = inf, and
+    # F.cross_entropy on float16 says the same, though torch.softmax keeps p = 1/70000.
+    c = _make_case("float16", np.zeros((1, 70000)), np.array([3]))
+    assert c.torch_stable["loss"][0] == np.inf
+    assert c.stable.loss[0] == np.inf
+    assert _ours(c, RowFlag.STABLE_OVERFLOW)[0]
+    np.testing.assert_array_equal(c.stable.grad, c.torch_stable["grad"])
 
 
 # --- hand-picked rows, checked against torch ------------------------------------------------
@@ -437,7 +506,7 @@ def test_sum_overflow_without_any_exp_overflow_matches_torch(name):
     c = _make_case(name, np.array([[level, level, 0.0]]), np.array([2]))
     assert np.isfinite(c.torch_naive["exp"]).all() and np.isposinf(c.torch_naive["sum"][0])
     assert _ours(c, RowFlag.NAIVE_OVERFLOW)[0]
-    _assert_close(c.stable.loss, c.torch_stable["loss"], 2, name, "stable loss")
+    _assert_close(c.stable.loss, c.torch_stable["loss"], 3, name, "stable loss")
 
 
 # --- end to end: check() against torch ---------------------------------------------------
@@ -496,7 +565,7 @@ def test_check_on_nd_logits_matches_torch_sample_by_sample(name, class_axis):
     has = targets >= 0
     slack = expected["naive_loss_slack"][has]
     _assert_close(got["naive_loss"][has], expected["naive_loss"][has], 4, name, "naive", slack)
-    _assert_close(got["stable_loss"][has], expected["stable_loss"][has], 2, name, "stable")
+    _assert_close(got["stable_loss"][has], expected["stable_loss"][has], 3, name, "stable")
 
 
 @pytest.mark.parametrize("name", ["float32", "float16"])
@@ -518,4 +587,4 @@ def test_check_with_class_axis_1_matches_cross_entropy_on_the_nd_tensor(name):
     order = report.ordered_indices(include_clean=True)
     assert report.summary.flagged == 0  # so the order is the flat index order
     np.testing.assert_array_equal(order, np.arange(36))
-    _assert_close(got, expected, 2, name, "stable loss")
+    _assert_close(got, expected, 3, name, "stable loss")
