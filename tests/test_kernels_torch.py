@@ -398,6 +398,25 @@ def test_one_class_losses_match_torch(one_class_case):
     _assert_close(c.stable.loss[has], c.torch_stable["loss"][has], 3, c.name, "stable loss")
 
 
+SPECIAL_ROWS = np.array(
+    [
+        [-np.inf, -np.inf, -np.inf],  # fully masked: -inf
+        [0.0, np.inf, -np.inf],  # a +inf entry: +inf
+        [np.inf, np.inf, 0.0],  # two: +inf (not inf - inf)
+        [0.0, np.nan, np.inf],  # a NaN wins over +inf
+        [1.0, -np.inf, 2.0],  # masks are zeros of the sum
+    ]
+)
+
+
+@pytest.mark.parametrize("name", DTYPES)
+def test_logsumexp_of_masked_infinite_and_nan_rows_matches_torch(name):
+    c = _make_case(name, SPECIAL_ROWS, np.full(len(SPECIAL_ROWS), -1))
+    ours = kernels.logsumexp(c.stable.max, c.stable.sum, c.dtype)
+    _assert_close(ours, c.torch_stable["logsumexp"], 2, name, "logsumexp")
+    assert np.isneginf(ours[0]) and np.isposinf(ours[1:3]).all() and np.isnan(ours[3])
+
+
 # --- many classes: long sums ----------------------------------------------------------
 
 MANY_CLASSES = 4099
