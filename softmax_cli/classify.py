@@ -84,7 +84,9 @@ class _SampleRows:
         self.classes = int(self.by_sample.shape[-1])
         self.count = int(np.prod(self.sample_shape, dtype=np.int64))
         self._flat = None
-        if self.by_sample.flags.c_contiguous:
+        # With at most one sample axis the (samples, classes) reshape is a view whatever the
+        # strides; a lone sample (1-D logits) has no index to gather by, so it must go here.
+        if self.by_sample.flags.c_contiguous or len(self.sample_shape) <= 1:
             self._flat = self.by_sample.reshape(self.count, self.classes)
 
     def chunk(self, start: int, stop: int) -> np.ndarray:
