@@ -40,10 +40,15 @@ class ComputeDtype:
         return values
 
     def to_work(self, values: np.ndarray) -> np.ndarray:
-        """A fresh work-dtype copy of ``values`` holding only values of D (rounded once)."""
-        if self.is_emulated:
-            return np.asarray(values).astype(self.storage).astype(self.work)
-        return np.array(values, dtype=self.work, copy=True)
+        """A fresh work-dtype copy of ``values`` holding only values of D (rounded once).
+
+        A value beyond D's range becomes +-inf, as ``tensor.to(D)`` makes it; the row is
+        then flagged ``nonfinite``, so the cast's overflow warning would only be noise.
+        """
+        with np.errstate(over="ignore"):
+            if self.is_emulated:
+                return np.asarray(values).astype(self.storage).astype(self.work)
+            return np.array(values, dtype=self.work, copy=True)
 
     @cached_property
     def exp_overflow_threshold(self) -> float:
