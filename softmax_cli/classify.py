@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
-from softmax_cli import kernels
+from softmax_cli import fastpath, kernels
 from softmax_cli.dtypes import ComputeDtype, resolve_compute_dtype
 from softmax_cli.load import check_logits, check_targets
 from softmax_cli.report import (
@@ -20,9 +22,13 @@ from softmax_cli.report import (
     parse_fail_on,
 )
 
-# Rows per chunk are chosen so a chunk of the work dtype stays near this many bytes: small
-# enough that the handful of intermediates of a chunk stay in the L2 cache.
+# Rows per piece are chosen so a piece of the work dtype stays near this many bytes: small
+# enough that a piece and its work buffer stay in the L2 cache.
 CHUNK_BYTES = 1 << 20
+# A thread takes this many pieces at a time: enough to amortise the per-block work on the
+# per-row scalars, few enough that the blocks share out evenly and progress moves.
+BLOCK_PIECES = 16
+WORKERS = os.cpu_count() or 2
 
 Progress = Callable[[int, int], None]
 
@@ -112,25 +118,43 @@ def _classify(
     dtype: ComputeDtype,
     on_progress: Progress | None,
 ) -> RowTable:
+    """The one chunk loop: blocks of rows on a thread pool, each classified by classify_block.
+
+    NumPy releases the GIL inside its loops, so the blocks run in parallel; each writes its
+    own slice of the table, so the result does not depend on the number of workers.
+    """
     n = rows.count
     flags = np.zeros(n, dtype=np.uint16)
     columns = {name: np.full(n, np.nan) for name in ("naive", "stable", "max", "lse")}
-    step = max(1, CHUNK_BYTES // (rows.classes * dtype.work.itemsize))
-    for start in range(0, n, step):
-        stop = min(n, start + step)
-        x = dtype.to_work(rows.chunk(start, stop))
-        chunk_targets = None
-        if targets is not None:
-            t = targets[start:stop]
-            chunk_targets = np.where(t == ignore_index, -1, t)
-        result = classify_chunk(x, chunk_targets, dtype)
+    # -1 marks "no target" for the chunk classifiers.
+    row_targets = None if targets is None else np.where(targets == ignore_index, -1, targets)
+    piece = _piece_rows(rows.classes, dtype)
+    block = piece * BLOCK_PIECES
+
+    def classify_rows(start: int) -> int:
+        stop = min(n, start + block)
+        block_targets = None if row_targets is None else row_targets[start:stop]
+        result = classify_block(rows.chunk(start, stop), block_targets, dtype, piece)
         flags[start:stop] = result.flags
         columns["naive"][start:stop] = result.naive_loss
         columns["stable"][start:stop] = result.stable_loss
         columns["max"][start:stop] = result.max_logit
         columns["lse"][start:stop] = result.logsumexp
-        if on_progress is not None:
-            on_progress(stop, n)
+        return stop - start
+
+    starts = range(0, n, block)
+    workers = min(WORKERS, len(starts))
+    pool = ThreadPoolExecutor(workers) if workers > 1 else None
+    try:
+        done = 0
+        for count in pool.map(classify_rows, starts) if pool else map(classify_rows, starts):
+            done += count
+            if on_progress is not None:
+                on_progress(done, n)
+    finally:
+        if pool is not None:
+            # On an error or Ctrl-C, do not run the blocks still queued.
+            pool.shutdown(wait=True, cancel_futures=True)
     return RowTable(
         flags=flags,
         targets=targets,
@@ -139,6 +163,40 @@ def _classify(
         max_logit=columns["max"],
         logsumexp=columns["lse"],
     )
+
+
+def _piece_rows(classes: int, dtype: ComputeDtype) -> int:
+    return max(1, CHUNK_BYTES // (classes * dtype.work.itemsize))
+
+
+def classify_block(
+    x: np.ndarray, targets: np.ndarray | None, dtype: ComputeDtype, piece_rows: int | None = None
+) -> _ChunkResult:
+    """What classify_chunk returns for ``x`` (rows, classes, any real dtype), computed fast.
+
+    The fast path decides almost every row from a few scalars per row; the rows it leaves
+    undecided (non-finite input, extreme naive gradients) go through the reference kernels,
+    a piece at a time so memory stays bounded however many there are.
+    """
+    x = np.asarray(x)
+    if targets is None:
+        targets = np.full(len(x), -1)
+    piece_rows = piece_rows or _piece_rows(x.shape[1], dtype)
+    decided = fastpath.derive(fastpath.reduce_rows(x, targets, dtype, piece_rows), targets, dtype)
+    result = _ChunkResult(
+        flags=decided.flags,
+        naive_loss=decided.naive_loss,
+        stable_loss=decided.stable_loss,
+        max_logit=decided.max_logit,
+        logsumexp=decided.logsumexp,
+    )
+    undecided = np.flatnonzero(decided.undecided)
+    for start in range(0, len(undecided), piece_rows):
+        which = undecided[start : start + piece_rows]
+        reference = classify_chunk(dtype.to_work(x[which]), targets[which], dtype)
+        for name in ("flags", "naive_loss", "stable_loss", "max_logit", "logsumexp"):
+            getattr(result, name)[which] = getattr(reference, name)
+    return result
 
 
 def classify_chunk(x: np.ndarray, targets: np.ndarray | None, dtype: ComputeDtype) -> _ChunkResult:

@@ -10,6 +10,7 @@ import os
 import stat
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -201,16 +202,18 @@ def run(
         loaded = load_inputs(logits, targets, ArrayKeys(logits_key, targets_key, target_column))
         # CSV is parsed exactly (float64); its precision is float32 unless asked otherwise.
         compute = "float32" if loaded.from_text and dtype is DtypeName.auto else dtype.value
-        report = check(
-            loaded.logits,
-            loaded.targets,
-            dtype=compute,
-            class_axis=class_axis,
-            ignore_index=ignore_index,
-            fail_on=policy,
-            logits_name=loaded.logits_name,
-            targets_name=loaded.targets_name,
-        )
+        with _progress(loaded.logits.size) as on_progress:
+            report = check(
+                loaded.logits,
+                loaded.targets,
+                dtype=compute,
+                class_axis=class_axis,
+                ignore_index=ignore_index,
+                fail_on=policy,
+                logits_name=loaded.logits_name,
+                targets_name=loaded.targets_name,
+                on_progress=on_progress,
+            )
         view = View(include_clean=show_all, max_rows=max_rows)
         # Files for the CI system first: if one cannot be written, exit 2 with nothing on
         # standard output, as for any other error.
@@ -239,6 +242,27 @@ def run(
             raise
         _fail(f"internal error: {type(error).__name__}: {error} (please report this bug)")
     raise typer.Exit(ExitCode.OK if report.passed else ExitCode.FINDINGS)
+
+
+# Below this many logits a check takes well under a second: no progress bar.
+PROGRESS_MIN_ELEMENTS = 50_000_000
+
+
+@contextlib.contextmanager
+def _progress(elements: int) -> Iterator[Callable[[int, int], None] | None]:
+    """A transient progress bar on standard error for a large input, only on a terminal.
+
+    Piped, redirected or in CI (where FORCE_COLOR may make Rich think it has a terminal)
+    nothing is drawn, so logs and machine-read output never see it.
+    """
+    if elements < PROGRESS_MIN_ELEMENTS or not sys.stderr.isatty() or "CI" in os.environ:
+        yield None
+        return
+    from rich.progress import Progress
+
+    with Progress(console=stderr, transient=True) as bar:
+        task = bar.add_task("checking samples", total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def _fail(message: str) -> None:

@@ -1,0 +1,199 @@
+"""The fast classifier: the reference kernels' flags and losses from two exp passes per row.
+
+The reference kernels materialise every intermediate (``e``, ``p``, the gradients) and read
+the flags off them: a dozen passes over the data. Almost every flag is in fact decided by a
+few numbers per row, so this module makes only the passes those numbers need, on pieces of
+rows small enough to stay in the L2 cache:
+
+- ``m = max(x)``; ``e = exp(x - m)`` in place, its sum ``s`` and the entry at the target;
+- ``e = exp(x)`` into the same buffer, its sum and the entry at the target,
+
+each with exactly the ufuncs, dtypes and roundings of :mod:`softmax_cli.kernels`, so every
+scalar is bit for bit the reference's (the row sums come from the same ``np.sum`` over the
+same contiguous rows). :func:`derive` turns them into flags and losses. Rows it cannot decide
+from scalars (a NaN or ``+inf`` entry, all ``-inf``, or a naive gradient whose intermediates
+are extreme) are marked for the reference kernels; on real dumps they are a few in a
+thousand.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from softmax_cli import kernels
+from softmax_cli.dtypes import ComputeDtype
+from softmax_cli.report import Path, RowFlag
+
+
+@dataclass(frozen=True, eq=False)
+class RowScalars:
+    """What the two passes leave per row, in the work dtype (``*_exp_t``: e at the target)."""
+
+    max: np.ndarray
+    logit_t: np.ndarray
+    stable_sum: np.ndarray
+    stable_exp_t: np.ndarray
+    naive_sum: np.ndarray
+    naive_exp_t: np.ndarray
+
+    @classmethod
+    def empty(cls, rows: int, dtype: ComputeDtype) -> RowScalars:
+        return cls(*(np.empty(rows, dtype=dtype.work) for _ in range(6)))
+
+
+@dataclass(frozen=True, eq=False)
+class Decided:
+    """Flags and losses of a block of rows; ``undecided`` rows need the reference kernels."""
+
+    flags: np.ndarray
+    naive_loss: np.ndarray
+    stable_loss: np.ndarray
+    max_logit: np.ndarray
+    logsumexp: np.ndarray
+    undecided: np.ndarray
+
+
+class _Scratch(threading.local):
+    """Per-thread work buffers, reused from piece to piece so they stay in cache."""
+
+    def buffers(self, rows: int, classes: int, dtype: ComputeDtype) -> tuple[np.ndarray, ...]:
+        key = (rows, classes, dtype.name)
+        if getattr(self, "key", None) != key:
+            self.key = key
+            self.arrays = (
+                np.empty((rows, classes), dtype=dtype.work),  # the piece in the work dtype
+                np.empty((rows, classes), dtype=dtype.work),  # e
+                np.empty((rows, classes), dtype=dtype.storage),  # rounding to D
+            )
+        return self.arrays
+
+
+_scratch = _Scratch()
+
+
+def reduce_rows(
+    x: np.ndarray, targets: np.ndarray, dtype: ComputeDtype, piece_rows: int
+) -> RowScalars:
+    """The per-row scalars of ``x`` (rows, classes), any real dtype, ``piece_rows`` at a time.
+
+    ``targets`` holds a class index per row, or -1 (the entry at class 0 is then read).
+    """
+    n, classes = x.shape
+    out = RowScalars.empty(n, dtype)
+    piece_rows = max(1, min(piece_rows, n))
+    x_buf, e_buf, d_buf = _scratch.buffers(piece_rows, classes, dtype)
+    picked = np.maximum(targets, 0)
+    for start in range(0, n, piece_rows):
+        stop = min(n, start + piece_rows)
+        rows = slice(start, stop)
+        piece = _in_work_dtype(x[rows], dtype, x_buf[: stop - start])
+        e = e_buf[: stop - start]
+        d = d_buf[: stop - start]
+        at_target = (np.arange(stop - start), picked[rows])
+        with np.errstate(all="ignore"):  # NaN, inf and masked rows are sorted out in derive
+            m = piece.max(axis=1)
+            out.max[rows] = m
+            out.logit_t[rows] = piece[at_target]
+            # Stable: the kernel's r(exp(r(x - m))), in place.
+            np.subtract(piece, m[:, None], out=e)
+            _round(e, d, dtype)
+            np.exp(e, out=e)
+            _round(e, d, dtype)
+            out.stable_sum[rows] = kernels._sum_rows(e, dtype)
+            out.stable_exp_t[rows] = e[at_target]
+            # Naive: the kernel's r(exp(x)), into the same buffer.
+            np.exp(piece, out=e)
+            _round(e, d, dtype)
+            out.naive_sum[rows] = kernels._sum_rows(e, dtype)
+            out.naive_exp_t[rows] = e[at_target]
+    return out
+
+
+def _in_work_dtype(piece: np.ndarray, dtype: ComputeDtype, buf: np.ndarray) -> np.ndarray:
+    """``dtype.to_work(piece)``, without a copy when it already is one, else into ``buf``."""
+    piece = np.asarray(piece)
+    if piece.dtype == dtype.work and not dtype.is_emulated and piece.flags.c_contiguous:
+        return piece
+    if dtype.is_emulated and piece.dtype != dtype.storage:
+        piece = piece.astype(dtype.storage)
+    buf[...] = piece
+    return buf
+
+
+def _round(values: np.ndarray, storage: np.ndarray, dtype: ComputeDtype) -> None:
+    """``dtype.round(values)`` through a preallocated buffer of D (no-op unless emulated)."""
+    if dtype.is_emulated:
+        np.copyto(storage, values, casting="unsafe")
+        np.copyto(values, storage)
+
+
+def derive(scalars: RowScalars, targets: np.ndarray, dtype: ComputeDtype) -> Decided:
+    """Flags and losses from the per-row scalars, identical to the reference kernels'.
+
+    On a row with a finite maximum (no NaN, no ``+inf``, not all ``-inf``):
+
+    - stable: ``x - m <= 0`` with a 0 at the maximum, so every ``e`` is in [0, 1] and
+      ``s >= 1``: no NaN in ``p`` or in ``grad = p - onehot``; it overflows only when ``s``
+      does (float16, more than 65504 classes) and underflows when ``p[t]`` rounds to 0.
+    - naive: ``e`` has no NaN, so ``s`` is ``+inf`` exactly when some ``e`` or the sum
+      overflowed. ``p = e / s`` is NaN exactly when ``s == 0`` (0/0) or some ``e`` is
+      ``+inf`` (inf/inf), and since exp and rounding are monotonic that is ``exp(m)``.
+    - naive gradient (the autograd order of :func:`kernels.naive`): with ``s`` 0 or
+      ``+inf`` the gradient at the target is NaN (``0/0`` or ``-inf/inf``); with
+      ``p[t] == 0`` the term ``-(-1/p[t]) * (p[t]/s)`` of ``g_s`` is ``inf * 0``. Otherwise,
+      if ``g_pt = -1/p[t]``, ``g_pt/s``, every ``(p[i]/s)/s`` (the largest is at the
+      maximum), the term ``-g_pt * (p[t]/s)`` and its sum with ``g_pt/s`` are finite, then
+      ``g_s`` equals that term (the other terms are signed zeros), every ``g_e`` is finite
+      and so is each ``e``: no NaN. Any other row is left undecided.
+    """
+    r = dtype.round
+    m, s_st, s_nv = scalars.max, scalars.stable_sum, scalars.naive_sum
+    has_target = targets >= 0
+    with np.errstate(all="ignore"):  # the naive scalars overflow and divide by 0 by design
+        decided = np.isfinite(m)
+        p_st = r(scalars.stable_exp_t / s_st)
+        stable_loss = r(np.log(s_st) - (scalars.logit_t - m))
+        logsumexp = kernels.logsumexp(m, s_st, dtype)
+
+        e_max = r(np.exp(m))
+        p_nv = r(scalars.naive_exp_t / s_nv)
+        naive_loss = -r(np.log(p_nv))
+        nv_zero = s_nv == 0
+        nv_inf = s_nv == np.inf
+        grad_nan = nv_zero | nv_inf | (p_nv == 0)
+        g_pt = r(-1 / p_nv)
+        g_e_t = r(g_pt / s_nv)
+        q_max = r(r(e_max / s_nv) / s_nv)
+        g_s = r(-g_pt * r(p_nv / s_nv))
+        g_t = r(g_e_t + g_s)
+        grad_clean = (
+            np.isfinite(g_pt)
+            & np.isfinite(g_e_t)
+            & np.isfinite(q_max)
+            & np.isfinite(g_s)
+            & np.isfinite(g_t)
+        )
+
+    bits = (
+        (RowFlag.HAS_TARGET, has_target),
+        (Path.stable.overflow, s_st == np.inf),
+        (Path.stable.underflow, has_target & (p_st == 0)),
+        (Path.naive.overflow, nv_inf),
+        (Path.naive.underflow, nv_zero | (has_target & (p_nv == 0))),
+        (Path.naive.nan_prob, nv_zero | (e_max == np.inf)),
+        (Path.naive.nan_grad, has_target & grad_nan),
+    )
+    flags = np.zeros(len(m), dtype=np.uint16)
+    for flag, mask in bits:
+        flags |= mask.astype(np.uint16) * np.uint16(flag)
+    return Decided(
+        flags=flags,
+        naive_loss=np.where(has_target, naive_loss, np.nan),
+        stable_loss=np.where(has_target, stable_loss, np.nan),
+        max_logit=m.astype(np.float64),
+        logsumexp=logsumexp.astype(np.float64),
+        undecided=~decided | (has_target & ~grad_nan & ~grad_clean),
+    )

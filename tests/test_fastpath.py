@@ -1,0 +1,215 @@
+"""The fast classifier returns exactly what the reference kernels' classifier returns.
+
+Flags must be equal and losses, maxima and log-sum-exps equal bit for bit (NaN where the
+reference has NaN), on random rows and on the rows where the shortcuts of the fast path
+could go wrong: around each dtype's exp overflow threshold, sums that underflow, masks,
+NaN and infinities, targets on masked classes, and every dtype.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from softmax_cli import check, classify
+from softmax_cli.classify import classify_block, classify_chunk
+from softmax_cli.dtypes import COMPUTE_DTYPES, ComputeDtype
+
+DTYPES = list(COMPUTE_DTYPES.values())
+COLUMNS = ("naive_loss", "stable_loss", "max_logit", "logsumexp")
+
+
+def assert_same(x: np.ndarray, targets: np.ndarray | None, dtype: ComputeDtype, piece=None):
+    """classify_block(x) == classify_chunk(x): flags equal, floats equal bit for bit."""
+    with np.errstate(over="ignore"):  # large logits are +-inf in half precision
+        x = x.astype(dtype.storage)
+    expected = classify_chunk(dtype.to_work(x), targets, dtype)
+    got = classify_block(x, targets, dtype, piece)
+    np.testing.assert_array_equal(got.flags, expected.flags)
+    for name in COLUMNS:
+        # Compare the bits: equal values, same NaNs, same signs of zero.
+        np.testing.assert_array_equal(bits(getattr(got, name)), bits(getattr(expected, name)), name)
+
+
+def bits(values: np.ndarray) -> np.ndarray:
+    """The float64 bit patterns (the table stores float64): equal values, NaNs, zero signs."""
+    return np.asarray(values, dtype=np.float64).view(np.uint64)
+
+
+def neighbours(value: float, dtype: ComputeDtype) -> list[float]:
+    """``value`` (not 0) in D and its neighbours one ulp either side, stepped on the bits."""
+    v = np.array([value], dtype=dtype.storage)
+    as_int = v.view({2: np.uint16, 4: np.uint32, 8: np.uint64}[v.itemsize])
+    # Magnitude order is bit order; for a negative value the bigger magnitude is below.
+    smaller, bigger = (as_int - 1).view(dtype.storage), (as_int + 1).view(dtype.storage)
+    below, above = (smaller, bigger) if value > 0 else (bigger, smaller)
+    return [float(below[0]), float(v[0]), float(above[0])]
+
+
+def edge_rows(dtype: ComputeDtype, classes: int = 6) -> np.ndarray:
+    """Rows at every boundary the fast path reasons about."""
+    big = dtype.exp_overflow_threshold
+    tiny = float(np.finfo(np.float64).tiny) if dtype.name == "float64" else 1e-30
+    rows = []
+    for top in [*neighbours(big, dtype), *neighbours(-big, dtype), 0.0, 1.0, -1.0]:
+        rows.append(np.full(classes, top))  # every class equal
+        row = np.linspace(top - 30, top, classes)
+        rows.append(row)  # a spread below the threshold
+        rows.append(row[::-1])
+        rows.append(np.where(np.arange(classes) % 2 == 0, top, -np.inf))  # masks
+    for low in (-80, -100, -104, -110, -700, -745, -750, -1000, -1e4, -1e30):
+        rows.append(np.full(classes, float(low)))  # naive sum subnormal or zero
+        rows.append(np.linspace(float(low), float(low) + 20, classes))
+    rows += [
+        np.full(classes, -np.inf),  # fully masked
+        np.r_[np.nan, np.zeros(classes - 1)],
+        np.r_[np.inf, np.zeros(classes - 1)],
+        np.r_[np.inf, -np.inf, np.zeros(classes - 2)],
+        np.r_[np.nan, np.inf, -np.inf, np.zeros(classes - 3)],
+        np.r_[1e30, np.zeros(classes - 1)],
+        np.r_[-1e30, np.zeros(classes - 1)],
+        np.r_[1e30, -1e30, np.zeros(classes - 2)],
+        np.r_[tiny, -tiny, np.zeros(classes - 2)],
+        np.r_[big, big - 200, np.zeros(classes - 2)],
+        np.r_[20.0, -200.0, np.zeros(classes - 2)],  # p[t] underflows, the stable loss not
+    ]
+    with np.errstate(over="ignore"):  # 1e30 does not fit in half precision: it is +-inf
+        return np.array(rows).astype(dtype.storage)
+
+
+@pytest.fixture(params=DTYPES, ids=lambda d: d.name)
+def dtype(request) -> ComputeDtype:
+    return request.param
+
+
+def test_edge_rows_with_a_target_on_every_class(dtype):
+    x = edge_rows(dtype)
+    for target in range(x.shape[1]):
+        assert_same(x, np.full(len(x), target), dtype)
+
+
+def test_edge_rows_with_ignored_targets(dtype):
+    x = edge_rows(dtype)
+    assert_same(x, np.where(np.arange(len(x)) % 3 == 0, -1, 1), dtype)
+
+
+def test_edge_rows_without_targets(dtype):
+    assert_same(edge_rows(dtype), None, dtype)
+
+
+def test_edge_rows_in_pieces_of_one_and_three_rows(dtype):
+    x = edge_rows(dtype)
+    targets = np.arange(len(x)) % x.shape[1]
+    for piece in (1, 3):
+        assert_same(x, targets, dtype, piece)
+
+
+def test_one_class(dtype):
+    x = np.array([[0.0], [1000.0], [-1000.0], [-np.inf], [np.nan], [np.inf]])
+    assert_same(x, np.array([0, 0, 0, 0, -1, 0]), dtype)
+
+
+def test_target_on_a_masked_class(dtype):
+    x = np.array([[0.0, -np.inf, 1.0], [500.0, -np.inf, 1.0], [-500.0, -np.inf, -499.0]])
+    assert_same(x, np.array([1, 1, 1]), dtype)
+
+
+def test_random_rows_at_many_scales(dtype):
+    rng = np.random.default_rng(3)
+    scale = rng.choice([0.1, 1, 10, 30, 100, 1e3, 1e5], size=(400, 1))
+    shift = rng.choice([0, -1e3, -100, -80, 50, 80, 88, 700], size=(400, 1))
+    x = rng.standard_normal((400, 37)) * scale + shift
+    assert_same(x, rng.integers(-1, 37, size=400), dtype, piece=16)
+
+
+def test_wide_rows(dtype):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((5, 70_000)) * 3
+    x[1] += 100  # naive overflow
+    x[2] -= 200  # naive sum underflows in float32
+    x[3, 5] = 200
+    assert_same(x, np.array([0, 1, 2, 5, 69_999]), dtype)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from(DTYPES))
+def test_hypothesis_rows(data, dtype):
+    classes = data.draw(st.integers(1, 9), label="classes")
+    rows = data.draw(st.integers(1, 6), label="rows")
+    elements = st.one_of(
+        st.floats(-120, 120, width=32),
+        st.sampled_from([-np.inf, np.inf, np.nan, 88.72, -103.9, 709.78, -745.1, 11.09]),
+        st.floats(allow_nan=True, allow_infinity=True, width=64),
+    )
+    x = data.draw(hnp.arrays(np.float64, (rows, classes), elements=elements), label="x")
+    targets = data.draw(
+        hnp.arrays(np.int64, rows, elements=st.integers(-1, classes - 1)), label="targets"
+    )
+    with np.errstate(over="ignore"):
+        assert_same(x, targets, dtype)
+
+
+@pytest.fixture
+def mixed_dump() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((300, 50)).astype(np.float32) * 4
+    x[::17] *= 40
+    x[3::23] -= 900
+    x[7, 3] = np.nan
+    x[8] = -np.inf
+    targets = rng.integers(0, 50, size=300)
+    targets[::11] = -100
+    return x, targets
+
+
+def assert_tables_equal(a, b):
+    np.testing.assert_array_equal(a.flags, b.flags)
+    for name in COLUMNS:
+        np.testing.assert_array_equal(bits(getattr(a, name)), bits(getattr(b, name)))
+
+
+def test_check_in_small_chunks_equals_one_chunk(monkeypatch, mixed_dump):
+    x, targets = mixed_dump
+    one = check(x, targets).rows
+    monkeypatch.setattr(classify, "CHUNK_BYTES", 3 * 50 * 4)  # three rows a piece
+    monkeypatch.setattr(classify, "BLOCK_PIECES", 2)
+    assert_tables_equal(check(x, targets).rows, one)
+
+
+def test_one_and_two_workers_give_the_same_table(monkeypatch, mixed_dump):
+    x, targets = mixed_dump
+    monkeypatch.setattr(classify, "CHUNK_BYTES", 4 * 50 * 4)
+    monkeypatch.setattr(classify, "BLOCK_PIECES", 3)
+    tables = []
+    for workers in (1, 2):
+        monkeypatch.setattr(classify, "WORKERS", workers)
+        tables.append(check(x, targets).rows)
+    assert_tables_equal(*tables)
+
+
+def test_check_equals_the_reference_on_every_row(mixed_dump):
+    x, targets = mixed_dump
+    dtype = COMPUTE_DTYPES["float32"]
+    expected = classify_chunk(x.copy(), np.where(targets == -100, -1, targets), dtype)
+    got = check(x, targets).rows
+    np.testing.assert_array_equal(got.flags, expected.flags)
+    np.testing.assert_array_equal(bits(got.naive_loss), bits(expected.naive_loss))
+
+
+def test_overflowing_and_underflowing_rows_need_no_reference(dtype):
+    """The extreme rows of real dumps are decided from scalars, not by the slow fallback."""
+    from softmax_cli import fastpath
+
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((6, 40)) * 3
+    x[0] *= 100  # naive exp overflows
+    x[1] -= 1e4  # naive sum is 0
+    x[2, 7] = -1e4  # the target's p underflows to 0
+    x[3, 5] = -np.inf  # target on a masked class
+    x = dtype.to_work(x.astype(dtype.storage))
+    targets = np.array([0, 1, 7, 5, -1, 3])
+    scalars = fastpath.reduce_rows(x, targets, dtype, piece_rows=4)
+    assert not fastpath.derive(scalars, targets, dtype).undecided.any()
