@@ -33,22 +33,37 @@ class ComputeDtype:
         """True when arithmetic runs in a wider ``work`` dtype and is rounded to ``storage``."""
         return self.storage != self.work
 
-    def round(self, values: np.ndarray) -> np.ndarray:
-        """Round ``values`` (of the work dtype) to the nearest value of D, in place."""
+    def round(self, values: np.ndarray, scratch: np.ndarray | None = None) -> np.ndarray:
+        """Round ``values`` (of the work dtype) to the nearest value of D, in place.
+
+        ``scratch``, an array of D shaped like ``values``, saves an allocation in hot loops.
+        """
         if self.is_emulated:
-            values[...] = values.astype(self.storage)
+            if scratch is None:
+                values[...] = values.astype(self.storage)
+            else:
+                np.copyto(scratch, values, casting="unsafe")
+                np.copyto(values, scratch)
         return values
 
-    def to_work(self, values: np.ndarray) -> np.ndarray:
-        """A fresh work-dtype copy of ``values`` holding only values of D (rounded once).
+    def to_work(self, values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``values`` in the work dtype, holding only values of D (rounded once).
 
+        Without ``out``: a fresh copy. With ``out`` (a work-dtype buffer shaped like
+        ``values``): ``values`` itself when it needs no conversion, else ``out`` filled.
         A value beyond D's range becomes +-inf, as ``tensor.to(D)`` makes it; the row is
         then flagged ``nonfinite``, so the cast's overflow warning would only be noise.
         """
+        values = np.asarray(values)
         with np.errstate(over="ignore"):
-            if self.is_emulated:
-                return np.asarray(values).astype(self.storage).astype(self.work)
-            return np.array(values, dtype=self.work, copy=True)
+            if self.is_emulated and values.dtype != self.storage:
+                values = values.astype(self.storage)
+            if out is None:
+                return values.astype(self.work)  # astype copies
+            if values.dtype == self.work and values.flags.c_contiguous:
+                return values
+            out[...] = values
+        return out
 
     @cached_property
     def exp_overflow_threshold(self) -> float:

@@ -89,7 +89,7 @@ def reduce_rows(
     for start in range(0, n, piece_rows):
         stop = min(n, start + piece_rows)
         rows = slice(start, stop)
-        piece = _in_work_dtype(x[rows], dtype, x_buf[: stop - start])
+        piece = dtype.to_work(x[rows], out=x_buf[: stop - start])
         e = e_buf[: stop - start]
         d = d_buf[: stop - start]
         at_target = (np.arange(stop - start), picked[rows])
@@ -99,35 +99,17 @@ def reduce_rows(
             out.logit_t[rows] = piece[at_target]
             # Stable: the kernel's r(exp(r(x - m))), in place.
             np.subtract(piece, m[:, None], out=e)
-            _round(e, d, dtype)
+            dtype.round(e, scratch=d)
             np.exp(e, out=e)
-            _round(e, d, dtype)
+            dtype.round(e, scratch=d)
             out.stable_sum[rows] = kernels._sum_rows(e, dtype)
             out.stable_exp_t[rows] = e[at_target]
             # Naive: the kernel's r(exp(x)), into the same buffer.
             np.exp(piece, out=e)
-            _round(e, d, dtype)
+            dtype.round(e, scratch=d)
             out.naive_sum[rows] = kernels._sum_rows(e, dtype)
             out.naive_exp_t[rows] = e[at_target]
     return out
-
-
-def _in_work_dtype(piece: np.ndarray, dtype: ComputeDtype, buf: np.ndarray) -> np.ndarray:
-    """``dtype.to_work(piece)``, without a copy when it already is one, else into ``buf``."""
-    piece = np.asarray(piece)
-    if piece.dtype == dtype.work and not dtype.is_emulated and piece.flags.c_contiguous:
-        return piece
-    if dtype.is_emulated and piece.dtype != dtype.storage:
-        piece = piece.astype(dtype.storage)
-    buf[...] = piece
-    return buf
-
-
-def _round(values: np.ndarray, storage: np.ndarray, dtype: ComputeDtype) -> None:
-    """``dtype.round(values)`` through a preallocated buffer of D (no-op unless emulated)."""
-    if dtype.is_emulated:
-        np.copyto(storage, values, casting="unsafe")
-        np.copyto(values, storage)
 
 
 def derive(scalars: RowScalars, targets: np.ndarray, dtype: ComputeDtype) -> Decided:
