@@ -307,30 +307,47 @@ class Report:
             yield self.sample(int(index))
 
     def sample(self, index: int) -> SampleResult:
+        """One sample's result, made from the table (plain int bit tests: this runs once
+        per listed sample, and a report may list millions)."""
         rows = self.rows
-        bits = RowFlag(int(rows.flags[index]))
-        has_target = RowFlag.HAS_TARGET in bits
+        bits = int(rows.flags[index])
+        has_target = bool(bits & _HAS_TARGET)
 
         def path_flags(path: Path) -> PathFlags:
+            overflow, underflow, nan_prob, nan_grad = _PATH_BITS[path]
             return PathFlags(
-                overflow=path.overflow in bits,
-                underflow=path.underflow in bits,
-                nan_prob=path.nan_prob in bits,
-                nan_grad=(path.nan_grad in bits) if has_target else None,
+                overflow=bool(bits & overflow),
+                underflow=bool(bits & underflow),
+                nan_prob=bool(bits & nan_prob),
+                nan_grad=bool(bits & nan_grad) if has_target else None,
                 loss=float(rows.loss(path)[index]) if has_target else None,
             )
 
-        position = np.unravel_index(index, self.input.sample_shape)
         return SampleResult(
             index=index,
-            position=tuple(int(p) for p in position),
+            position=_unravel(index, self.input.sample_shape),
             target=None if rows.targets is None else int(rows.targets[index]),
             max_logit=float(rows.max_logit[index]),
             logsumexp=float(rows.logsumexp[index]),
             input=InputFlags(
-                nonfinite=RowFlag.NONFINITE in bits,
-                fully_masked=RowFlag.FULLY_MASKED in bits,
+                nonfinite=bool(bits & _NONFINITE),
+                fully_masked=bool(bits & _FULLY_MASKED),
             ),
             naive=path_flags(Path.naive),
             stable=path_flags(Path.stable),
         )
+
+
+_HAS_TARGET = int(RowFlag.HAS_TARGET)
+_NONFINITE = int(RowFlag.NONFINITE)
+_FULLY_MASKED = int(RowFlag.FULLY_MASKED)
+_PATH_BITS = {path: tuple(int(flag) for flag in path.value) for path in Path}
+
+
+def _unravel(index: int, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """``np.unravel_index`` for one index, in C order, without NumPy's per-call overhead."""
+    position = []
+    for size in reversed(shape):
+        index, at = divmod(index, size)
+        position.append(at)
+    return tuple(reversed(position))

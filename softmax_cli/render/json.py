@@ -2,25 +2,38 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from typing import Any
 
 from softmax_cli import __version__
 from softmax_cli.render import DEFAULT_VIEW, View
-from softmax_cli.report import Report, SampleResult
+from softmax_cli.report import PathFlags, Report, SampleResult
 
 SCHEMA_VERSION = 1
 
 
 def render(report: Report, view: View = DEFAULT_VIEW) -> str:
-    """The JSON document; ``samples`` lists every flagged sample (every one with --all)."""
-    return json.dumps(document(report, view), indent=2, allow_nan=False) + "\n"
+    """The JSON document; ``samples`` lists every flagged sample (every one with --all).
+
+    The document is indented, but each sample is one compact line: a report can list
+    millions of samples, and Python's JSON encoder only uses its C implementation without
+    ``indent`` (10x faster); one line per sample also suits grep and ``head``.
+    """
+    head = json.dumps(document(report), indent=2, allow_nan=False)
+    lines = [
+        json.dumps(sample(s), allow_nan=False)
+        for s in report.samples(include_clean=view.include_clean)
+    ]
+    listing = "[\n    " + ",\n    ".join(lines) + "\n  ]" if lines else "[]"
+    # ``head`` ends with "\n}"; the samples, always the last key, go before the brace.
+    return f'{head[:-2]},\n  "samples": {listing}\n}}\n'
 
 
-def document(report: Report, view: View = DEFAULT_VIEW) -> dict[str, Any]:
+def document(report: Report) -> dict[str, Any]:
+    """Every key of the document but ``samples``, in the contract's order."""
     info = report.input
+    summary = report.summary
     return {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "softmax-check", "version": __version__},
@@ -34,28 +47,41 @@ def document(report: Report, view: View = DEFAULT_VIEW) -> dict[str, Any]:
         "compute_dtype": report.compute_dtype,
         "fail_on": [c.value for c in report.fail_on],
         "passed": report.passed,
-        "summary": dataclasses.asdict(report.summary),
-        "samples": [sample(s) for s in report.samples(include_clean=view.include_clean)],
+        "summary": {
+            "samples": summary.samples,
+            "flagged": summary.flagged,
+            "input": vars(summary.input),
+            "naive": vars(summary.naive),
+            "stable": vars(summary.stable),
+        },
     }
 
 
 def sample(result: SampleResult) -> dict[str, Any]:
+    # Built by hand: dataclasses.asdict deep-copies, and this runs once per listed sample.
     return {
         "index": result.index,
         "position": list(result.position),
         "target": result.target,
         "max_logit": number(result.max_logit),
         "logsumexp": number(result.logsumexp),
-        "input": dataclasses.asdict(result.input),
+        "input": {
+            "nonfinite": result.input.nonfinite,
+            "fully_masked": result.input.fully_masked,
+        },
         "naive": _path(result.naive),
         "stable": _path(result.stable),
     }
 
 
-def _path(flags: Any) -> dict[str, Any]:
-    out = dataclasses.asdict(flags)
-    out["loss"] = None if flags.loss is None else number(flags.loss)
-    return out
+def _path(flags: PathFlags) -> dict[str, Any]:
+    return {
+        "overflow": flags.overflow,
+        "underflow": flags.underflow,
+        "nan_prob": flags.nan_prob,
+        "nan_grad": flags.nan_grad,
+        "loss": None if flags.loss is None else number(flags.loss),
+    }
 
 
 def number(value: float) -> float | str:
