@@ -381,5 +381,5 @@ def _umask() -> int:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Entry point of the console script and of ``python -m softmax_cli``."""
+    app(prog_name="softmax-check")

@@ -261,3 +261,11 @@ def test_values_beyond_the_compute_dtype_are_flagged_without_warnings_on_stderr(
     )
     assert result.stderr == ""
     assert json.loads(result.stdout)["summary"]["input"]["nonfinite"] == 1  # +inf in float16
+
+
+def test_python_dash_m_calls_itself_softmax_check():
+    result = subprocess.run(
+        [sys.executable, "-m", "softmax_cli", "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    assert "softmax-check [OPTIONS]" in result.stdout
