@@ -51,6 +51,8 @@ def render(report: Report, fmt: OutputFormat, view: View = DEFAULT_VIEW) -> str:
 # every one of them.
 
 FLAG_NAMES = ("overflow", "underflow", "nan_prob", "nan_grad")
+# The rows of every summary table: the flags, then the loss counts and the verdict.
+COUNT_NAMES = (*FLAG_NAMES, "inf_loss", "nan_loss", "breaks")
 
 
 def position_text(sample: SampleResult) -> str:
@@ -101,11 +103,21 @@ def samples_count(n: int) -> str:
     return f"{n} sample" if n == 1 else f"{n} samples"
 
 
+def raised_flags(sample: SampleResult, flags: PathFlags) -> list[str]:
+    """The path's true flags, then the sample's input flags, by name."""
+    raised = [name for name in FLAG_NAMES if getattr(flags, name)]
+    return raised + [name for name in ("nonfinite", "fully_masked") if getattr(sample.input, name)]
+
+
+def verdict_word(flags: PathFlags, raised: list[str]) -> str:
+    """``BROKEN`` when the path breaks, ``note`` when it only raised flags, else ``ok``."""
+    return "BROKEN" if flags.breaks else "note" if raised else "ok"
+
+
 def path_verdict(sample: SampleResult, flags: PathFlags) -> str:
     """``BROKEN loss=inf: overflow, nan_prob`` / ``note loss=2000: underflow`` / ``ok loss=0.4``."""
-    raised = [name for name in FLAG_NAMES if getattr(flags, name)]
-    raised += [name for name in ("nonfinite", "fully_masked") if getattr(sample.input, name)]
-    verdict = "BROKEN" if flags.breaks else "note" if raised else "ok"
+    raised = raised_flags(sample, flags)
+    verdict = verdict_word(flags, raised)
     if flags.loss is not None:
         verdict += f" loss={number(flags.loss)}"
     return f"{verdict}: {', '.join(raised)}" if raised else verdict

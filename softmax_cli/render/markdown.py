@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 
 from softmax_cli.render import (
+    COUNT_NAMES,
     DEFAULT_VIEW,
-    FLAG_NAMES,
     View,
     meaning,
     number,
@@ -54,7 +54,7 @@ def render(report: Report, view: View = DEFAULT_VIEW) -> str:
 def _counts(report: Report) -> str:
     s = report.summary
     rows = ["| samples with | naive | stable |", "|---|---:|---:|"]
-    for name in (*FLAG_NAMES, "inf_loss", "nan_loss", "breaks"):
+    for name in COUNT_NAMES:
         rows.append(f"| {name} | {getattr(s.naive, name)} | {getattr(s.stable, name)} |")
     rows.append(f"| input: nonfinite | {s.input.nonfinite} | |")
     rows.append(f"| input: fully_masked | {s.input.fully_masked} | |")

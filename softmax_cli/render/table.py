@@ -14,15 +14,17 @@ from rich.table import Table
 from rich.text import Text
 
 from softmax_cli.render import (
+    COUNT_NAMES,
     DEFAULT_VIEW,
-    FLAG_NAMES,
     View,
     meaning,
     number,
     position_text,
+    raised_flags,
     samples_count,
     target_text,
     verdict_line,
+    verdict_word,
 )
 from softmax_cli.report import PathFlags, Report, SampleResult
 
@@ -90,7 +92,7 @@ def _counts(report: Report) -> Table:
     table.add_column("samples with")
     table.add_column("naive", justify="right")
     table.add_column("stable", justify="right")
-    for name in (*FLAG_NAMES, "inf_loss", "nan_loss", "breaks"):
+    for name in COUNT_NAMES:
         naive, stable = getattr(s.naive, name), getattr(s.stable, name)
         style = BROKEN_STYLE if name == "breaks" else NOTE_STYLE
         table.add_row(name, *(Text(str(v), style=style if v else "") for v in (naive, stable)))
@@ -119,14 +121,9 @@ def _samples(report: Report, samples: list[SampleResult], view: View) -> Table:
 
 def _path_cell(sample: SampleResult, flags: PathFlags) -> Text:
     """``BROKEN loss=inf`` / ``note loss=2000`` / ``ok loss=0.4``, then the raised flags."""
-    raised = [name for name in FLAG_NAMES if getattr(flags, name)]
-    raised += [n for n in ("nonfinite", "fully_masked") if getattr(sample.input, n)]
-    if flags.breaks:
-        verdict, style = "BROKEN", BROKEN_STYLE
-    elif raised:
-        verdict, style = "note", NOTE_STYLE
-    else:
-        verdict, style = "ok", OK_STYLE
+    raised = raised_flags(sample, flags)
+    verdict = verdict_word(flags, raised)
+    style = {"BROKEN": BROKEN_STYLE, "note": NOTE_STYLE, "ok": OK_STYLE}[verdict]
     text = Text(verdict, style=style)
     if flags.loss is not None:
         text.append(f" loss={number(flags.loss)}")
