@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 
 from softmax_cli import fastpath, kernels
 from softmax_cli.dtypes import ComputeDtype, resolve_compute_dtype
+from softmax_cli.fastpath import ChunkResult
 from softmax_cli.load import check_logits, check_targets
 from softmax_cli.report import (
     DEFAULT_FAIL_ON,
@@ -102,15 +103,6 @@ class _SampleRows:
         return self.by_sample[where]
 
 
-@dataclass(frozen=True, eq=False)
-class _ChunkResult:
-    flags: np.ndarray
-    naive_loss: np.ndarray
-    stable_loss: np.ndarray
-    max_logit: np.ndarray
-    logsumexp: np.ndarray
-
-
 def _classify(
     rows: _SampleRows,
     targets: np.ndarray | None,
@@ -171,7 +163,7 @@ def _piece_rows(classes: int, dtype: ComputeDtype) -> int:
 
 def classify_block(
     x: np.ndarray, targets: np.ndarray | None, dtype: ComputeDtype, piece_rows: int | None = None
-) -> _ChunkResult:
+) -> ChunkResult:
     """What classify_chunk returns for ``x`` (rows, classes, any real dtype), computed fast.
 
     The fast path decides almost every row from a few scalars per row; the rows it leaves
@@ -183,23 +175,17 @@ def classify_block(
         targets = np.full(len(x), -1)
     piece_rows = piece_rows or _piece_rows(x.shape[1], dtype)
     decided = fastpath.derive(fastpath.reduce_rows(x, targets, dtype, piece_rows), targets, dtype)
-    result = _ChunkResult(
-        flags=decided.flags,
-        naive_loss=decided.naive_loss,
-        stable_loss=decided.stable_loss,
-        max_logit=decided.max_logit,
-        logsumexp=decided.logsumexp,
-    )
+    result = decided.rows
     undecided = np.flatnonzero(decided.undecided)
     for start in range(0, len(undecided), piece_rows):
         which = undecided[start : start + piece_rows]
         reference = classify_chunk(dtype.to_work(x[which]), targets[which], dtype)
-        for name in ("flags", "naive_loss", "stable_loss", "max_logit", "logsumexp"):
-            getattr(result, name)[which] = getattr(reference, name)
+        for column in dataclasses.fields(ChunkResult):
+            getattr(result, column.name)[which] = getattr(reference, column.name)
     return result
 
 
-def classify_chunk(x: np.ndarray, targets: np.ndarray | None, dtype: ComputeDtype) -> _ChunkResult:
+def classify_chunk(x: np.ndarray, targets: np.ndarray | None, dtype: ComputeDtype) -> ChunkResult:
     """Flags and losses of a chunk of rows from the reference kernels' arrays.
 
     ``targets`` holds a class index per row, or -1 where the row has no target.
@@ -234,7 +220,7 @@ def classify_chunk(x: np.ndarray, targets: np.ndarray | None, dtype: ComputeDtyp
             return np.full(len(x), np.nan)
         return np.where(has_target, arrays.loss, np.nan)
 
-    return _ChunkResult(
+    return ChunkResult(
         flags=flags,
         naive_loss=loss(naive),
         stable_loss=loss(stable),

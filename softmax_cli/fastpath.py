@@ -45,14 +45,21 @@ class RowScalars:
 
 
 @dataclass(frozen=True, eq=False)
-class Decided:
-    """Flags and losses of a block of rows; ``undecided`` rows need the reference kernels."""
+class ChunkResult:
+    """Flags and losses of a chunk of rows: a slice of the report's RowTable columns."""
 
     flags: np.ndarray
     naive_loss: np.ndarray
     stable_loss: np.ndarray
     max_logit: np.ndarray
     logsumexp: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class Decided:
+    """What the scalars decide; the ``undecided`` rows' entries need the reference kernels."""
+
+    rows: ChunkResult
     undecided: np.ndarray
 
 
@@ -172,10 +179,12 @@ def derive(scalars: RowScalars, targets: np.ndarray, dtype: ComputeDtype) -> Dec
     for flag, mask in bits:
         flags |= mask.astype(np.uint16) * np.uint16(flag)
     return Decided(
-        flags=flags,
-        naive_loss=np.where(has_target, naive_loss, np.nan),
-        stable_loss=np.where(has_target, stable_loss, np.nan),
-        max_logit=m.astype(np.float64),
-        logsumexp=logsumexp.astype(np.float64),
+        rows=ChunkResult(
+            flags=flags,
+            naive_loss=np.where(has_target, naive_loss, np.nan),
+            stable_loss=np.where(has_target, stable_loss, np.nan),
+            max_logit=m.astype(np.float64),
+            logsumexp=logsumexp.astype(np.float64),
+        ),
         undecided=~decided | (has_target & ~grad_nan & ~grad_clean),
     )
