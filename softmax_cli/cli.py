@@ -17,14 +17,13 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from softmax_cli import __version__, config
-from softmax_cli.classify import check
-from softmax_cli.dtypes import DtypeName
-from softmax_cli.errors import ExitCode, SoftmaxCheckError, UsageError, printable
+from softmax_cli import config
+from softmax_cli.classify import check_loaded
+from softmax_cli.errors import ExitCode, OptionError, SoftmaxCheckError, UsageError, printable
 from softmax_cli.load import ArrayKeys, load_inputs
-from softmax_cli.render import OutputFormat, View, render
-from softmax_cli.render import table as table_format
-from softmax_cli.report import parse_fail_on
+from softmax_cli.options import CheckOptions, DtypeName, OutputFormat, View
+from softmax_cli.render import render
+from softmax_cli.version import __version__
 
 app = typer.Typer(
     add_completion=False,
@@ -195,25 +194,13 @@ def run(
 ) -> None:
     """The one command: see the help text above."""
     try:
-        policy = parse_fail_on(fail_on)
+        options = CheckOptions.of(dtype, class_axis, ignore_index, fail_on)
         if output is not None:
             _check_writable(output, inputs=(logits, targets))
         extra_reports = _parse_reports(reports or [], output, inputs=(logits, targets))
         loaded = load_inputs(logits, targets, ArrayKeys(logits_key, targets_key, target_column))
-        # CSV is parsed exactly (float64); its precision is float32 unless asked otherwise.
-        compute = "float32" if loaded.from_text and dtype is DtypeName.auto else dtype.value
         with _progress(loaded.logits.size) as on_progress:
-            report = check(
-                loaded.logits,
-                loaded.targets,
-                dtype=compute,
-                class_axis=class_axis,
-                ignore_index=ignore_index,
-                fail_on=policy,
-                logits_name=loaded.logits_name,
-                targets_name=loaded.targets_name,
-                on_progress=on_progress,
-            )
+            report = check_loaded(loaded, options, on_progress)
         view = View(include_clean=show_all, max_rows=max_rows)
         # Files for the CI system first: if one cannot be written, exit 2 with nothing on
         # standard output, as for any other error.
@@ -221,11 +208,15 @@ def run(
         for path, text in texts:
             _write_report(path, text)
         if output is None and output_format is OutputFormat.table:
+            from softmax_cli.render import table
+
             # Piped or redirected, Rich would assume 80 columns; a log or file has room.
             width = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120
-            Console(width=width).print(table_format.renderable(report, view))
+            Console(width=width).print(table.renderable(report, view))
         else:
             _write(output, render(report, output_format, view))
+    except OptionError as error:
+        _fail(error.worded(_flag(error.option)))
     except SoftmaxCheckError as error:
         _fail(str(error))
     except MemoryError:
@@ -242,6 +233,15 @@ def run(
             raise
         _fail(f"internal error: {type(error).__name__}: {error} (please report this bug)")
     raise typer.Exit(ExitCode.OK if report.passed else ExitCode.FINDINGS)
+
+
+# Parameters whose command-line flag is not the parameter's own name in kebab-case.
+_FLAGS = {"output_format": "--format"}
+
+
+def _flag(parameter: str) -> str:
+    """The command-line flag for a library parameter: ``class_axis`` -> ``--class-axis``."""
+    return _FLAGS.get(parameter, "--" + parameter.replace("_", "-"))
 
 
 # Below this many logits a check takes well under a second: no progress bar.

@@ -17,10 +17,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from softmax_cli.dtypes import DtypeName
-from softmax_cli.errors import SoftmaxCheckError
-from softmax_cli.render import OutputFormat
-from softmax_cli.report import parse_fail_on
+from softmax_cli.errors import OptionError, SoftmaxCheckError
+from softmax_cli.options import DtypeName, OutputFormat, parse_fail_on
 
 PYPROJECT = "pyproject.toml"
 TABLE = "softmax-check"
@@ -84,8 +82,8 @@ def _fail_on(value: Any) -> str:
         words = _string(value).split(",")
     try:
         categories = parse_fail_on(words)
-    except SoftmaxCheckError as error:
-        raise ValueError(str(error).removeprefix("--fail-on: ")) from None
+    except OptionError as error:
+        raise ValueError(error.problem.format(option="").removeprefix(": ")) from None
     # "none" (or an empty list) is a policy, not a missing value: keep it explicit.
     return ",".join(c.value for c in categories) or "none"
 

@@ -10,7 +10,6 @@ float32 and are rounded once at the end, as ``torch.sum`` does for half-precisio
 
 from __future__ import annotations
 
-import enum
 import math
 from dataclasses import dataclass
 from functools import cached_property
@@ -87,16 +86,6 @@ class ComputeDtype:
         return lo
 
 
-class DtypeName(enum.StrEnum):
-    """What ``--dtype`` accepts."""
-
-    auto = "auto"
-    float64 = "float64"
-    float32 = "float32"
-    float16 = "float16"
-    bfloat16 = "bfloat16"
-
-
 _F32 = np.dtype(np.float32)
 _F64 = np.dtype(np.float64)
 
@@ -108,15 +97,20 @@ COMPUTE_DTYPES: dict[str, ComputeDtype] = {
 }
 
 
-def resolve_compute_dtype(requested: str, input_dtype: np.dtype) -> ComputeDtype:
-    """Map ``--dtype`` to a ComputeDtype; ``auto`` keeps a float input's own precision.
+def resolve_compute_dtype(
+    requested: str, input_dtype: np.dtype, *, text: bool = False
+) -> ComputeDtype:
+    """Map ``dtype`` to a ComputeDtype; ``auto`` keeps a float input's own precision.
 
-    Integer input (and CSV, parsed as float32) computes in float32; float128 inputs, which
-    no framework trains in, compute in float64.
+    Under ``auto``, integer input computes in float32, and so does text (CSV): its values
+    are parsed exactly, as float64, but the digits a person or a script wrote down carry no
+    precision to keep. float128 inputs, which no framework trains in, compute in float64.
     """
-    if requested != DtypeName.auto.value:
-        return COMPUTE_DTYPES[requested]
+    if requested != "auto":
+        return COMPUTE_DTYPES[str(requested)]
     input_dtype = np.dtype(input_dtype)
+    if text:
+        return COMPUTE_DTYPES["float32"]
     if input_dtype.name in COMPUTE_DTYPES:
         return COMPUTE_DTYPES[input_dtype.name]
     if input_dtype.kind == "f" and input_dtype.itemsize > 8:

@@ -36,6 +36,30 @@ class UsageError(SoftmaxCheckError):
     """Options that do not fit together or do not fit the input."""
 
 
+class OptionError(UsageError):
+    """An option value that cannot be used, named by its parameter (``class_axis``).
+
+    ``problem`` holds ``{option}`` where the option's name goes: the library says
+    ``class_axis``, the CLI says ``--class-axis`` (see :meth:`worded`), from one message.
+    """
+
+    def __init__(
+        self, option: str, problem: str, source: str | None = None, hint: str | None = None
+    ) -> None:
+        self.option = option
+        self.problem = problem
+        self.source = source
+        self.hint = hint
+        super().__init__(self.worded(option))
+
+    def worded(self, name: str) -> str:
+        """The message with the option called ``name``."""
+        message = self.problem.format(option=name)
+        if self.source is not None:
+            message = f"{self.source}: {message}"
+        return f"{message}\nhint: {self.hint}" if self.hint else message
+
+
 # A message names files and quotes their contents: both may hold anything.
 _MAX_LINES = 6
 _MAX_LINE_CHARS = 300

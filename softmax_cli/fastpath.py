@@ -25,7 +25,7 @@ import numpy as np
 
 from softmax_cli import kernels
 from softmax_cli.dtypes import ComputeDtype
-from softmax_cli.report import Path, RowFlag
+from softmax_cli.report import NAIVE, STABLE, Findings, Flag, ImplRows, Measures
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,21 +45,12 @@ class RowScalars:
 
 
 @dataclass(frozen=True, eq=False)
-class ChunkResult:
-    """Flags and losses of a chunk of rows: a slice of the report's RowTable columns."""
-
-    flags: np.ndarray
-    naive_loss: np.ndarray
-    stable_loss: np.ndarray
-    max_logit: np.ndarray
-    logsumexp: np.ndarray
-
-
-@dataclass(frozen=True, eq=False)
 class Decided:
-    """What the scalars decide; the ``undecided`` rows' entries need the reference kernels."""
+    """What the scalars decide; the ``undecided`` rows' findings need the reference kernels
+    (their measures are final: the reference computes them from the same scalars)."""
 
-    rows: ChunkResult
+    findings: Findings
+    measures: Measures
     undecided: np.ndarray
 
 
@@ -109,12 +100,12 @@ def reduce_rows(
             dtype.round(e, scratch=d)
             np.exp(e, out=e)
             dtype.round(e, scratch=d)
-            out.stable_sum[rows] = kernels._sum_rows(e, dtype)
+            out.stable_sum[rows] = kernels.sum_rows(e, dtype)
             out.stable_exp_t[rows] = e[at_target]
             # Naive: the kernel's r(exp(x)), into the same buffer.
             np.exp(piece, out=e)
             dtype.round(e, scratch=d)
-            out.naive_sum[rows] = kernels._sum_rows(e, dtype)
+            out.naive_sum[rows] = kernels.sum_rows(e, dtype)
             out.naive_exp_t[rows] = e[at_target]
     return out
 
@@ -166,25 +157,34 @@ def derive(scalars: RowScalars, targets: np.ndarray, dtype: ComputeDtype) -> Dec
             & np.isfinite(g_t)
         )
 
-    bits = (
-        (RowFlag.HAS_TARGET, has_target),
-        (Path.stable.overflow, s_st == np.inf),
-        (Path.stable.underflow, has_target & (p_st == 0)),
-        (Path.naive.overflow, nv_inf),
-        (Path.naive.underflow, nv_zero | (has_target & (p_nv == 0))),
-        (Path.naive.nan_prob, nv_zero | (e_max == np.inf)),
-        (Path.naive.nan_grad, has_target & grad_nan),
-    )
-    flags = np.zeros(len(m), dtype=np.uint16)
-    for flag, mask in bits:
-        flags |= mask.astype(np.uint16) * np.uint16(flag)
-    return Decided(
-        rows=ChunkResult(
-            flags=flags,
-            naive_loss=np.where(has_target, naive_loss, np.nan),
-            stable_loss=np.where(has_target, stable_loss, np.nan),
-            max_logit=m.astype(np.float64),
-            logsumexp=logsumexp.astype(np.float64),
+    def bits(*pairs: tuple[Flag, np.ndarray]) -> np.ndarray:
+        flags = np.zeros(len(m), dtype=np.uint8)
+        for flag, mask in pairs:
+            flags |= mask.astype(np.uint8) * np.uint8(flag)
+        return flags
+
+    stable = ImplRows(
+        flags=bits(
+            (Flag.OVERFLOW, s_st == np.inf),
+            (Flag.UNDERFLOW, has_target & (p_st == 0)),
         ),
+        loss=np.where(has_target, stable_loss, np.nan),
+    )
+    naive = ImplRows(
+        flags=bits(
+            (Flag.OVERFLOW, nv_inf),
+            (Flag.UNDERFLOW, nv_zero | (has_target & (p_nv == 0))),
+            (Flag.NAN_PROB, nv_zero | (e_max == np.inf)),
+            (Flag.NAN_GRAD, has_target & grad_nan),
+        ),
+        loss=np.where(has_target, naive_loss, np.nan),
+    )
+    return Decided(
+        findings=Findings(
+            input=np.zeros(len(m), dtype=np.uint8),
+            has_target=has_target,
+            impls={NAIVE.name: naive, STABLE.name: stable},
+        ),
+        measures=Measures(max_logit=m.astype(np.float64), logsumexp=logsumexp.astype(np.float64)),
         undecided=~decided | (has_target & ~grad_nan & ~grad_clean),
     )

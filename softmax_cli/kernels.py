@@ -32,7 +32,7 @@ class PathArrays:
     grad: np.ndarray | None
 
 
-def _sum_rows(values: np.ndarray, dtype: ComputeDtype) -> np.ndarray:
+def sum_rows(values: np.ndarray, dtype: ComputeDtype) -> np.ndarray:
     """Row sums accumulated in ``dtype.accumulate`` and rounded once to D (as torch.sum)."""
     return dtype.round(values.sum(axis=1, dtype=dtype.accumulate).astype(dtype.work))
 
@@ -55,7 +55,7 @@ def naive(x: np.ndarray, targets: np.ndarray | None, dtype: ComputeDtype) -> Pat
     r = dtype.round
     with np.errstate(all="ignore"):  # overflow, 0/0 and inf/inf are the point here
         e = r(np.exp(x))
-        s = _sum_rows(e, dtype)[:, None]
+        s = sum_rows(e, dtype)[:, None]
         p = r(e / s)
         if targets is None:
             return PathArrays(e, s[:, 0], p, None, None)
@@ -67,7 +67,7 @@ def naive(x: np.ndarray, targets: np.ndarray | None, dtype: ComputeDtype) -> Pat
         np.put_along_axis(g_p, np.maximum(targets, 0)[:, None], g_pt[:, None], axis=1)
         g_e = r(g_p / s)
         # The gradient reaching s: sum over the broadcast of -g * ((e / s) / s).
-        g_s = _sum_rows(r(np.negative(g_p) * r(p / s)), dtype)[:, None]
+        g_s = sum_rows(r(np.negative(g_p) * r(p / s)), dtype)[:, None]
         g_e = r(g_e + g_s)
         grad = r(g_e * e)
     return PathArrays(e, s[:, 0], p, loss, grad)
@@ -92,7 +92,7 @@ def stable(x: np.ndarray, targets: np.ndarray | None, dtype: ComputeDtype) -> St
     with np.errstate(all="ignore"):  # -inf - -inf on fully masked rows is NaN by design
         m = x.max(axis=1)
         e = r(np.exp(r(x - m[:, None])))
-        s = _sum_rows(e, dtype)
+        s = sum_rows(e, dtype)
         p = r(e / s[:, None])
         if targets is None:
             return StableArrays(e, s, p, None, None, m)

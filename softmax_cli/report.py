@@ -1,184 +1,260 @@
-"""The result of a check: per-sample flags kept compactly, a summary, and the verdict.
+"""The result of a check: per-sample columns, the verdicts on them as arrays, and the summary.
 
-A dump can hold millions of samples, so per-sample results live in a few flat arrays
-(:class:`RowTable`: flags as bits, losses and two floats); :class:`SampleResult` objects
-are made only for the samples a renderer lists.
+A dump can hold millions of samples, so per-sample results live in flat arrays, declared
+once as the fields of two column sets: :class:`Findings` (what each implementation did,
+and the input flags) and :class:`Measures` (numbers about the logits). A block of rows, a
+file or a shard yields the same two column sets for its rows, and pieces combine by
+position (:meth:`Columns.put`) or by concatenation (:meth:`Columns.concat`).
+
+Every verdict (which samples break, are flagged, fall in a ``fail_on`` category) is a mask
+computed once by the :class:`Report`; renderers ask for masks, counts and ordered indices
+and only format. :class:`SampleResult` objects are made only for the samples a renderer
+lists, a batch at a time.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+import functools
+import operator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
+from types import MappingProxyType
+from typing import Any, Self
 
 import numpy as np
 
-from softmax_cli.errors import UsageError
+from softmax_cli.options import Category
+
+# --- what can be wrong with a sample -------------------------------------------------------
 
 
-class RowFlag(enum.IntFlag):
-    """One bit per flag of the contract, plus whether the row has a (non-ignored) target."""
+class InputFlag(enum.IntFlag):
+    """The input flags of the contract, one bit each; the JSON key is the lower-case name."""
 
     NONFINITE = 1 << 0
     FULLY_MASKED = 1 << 1
-    NAIVE_OVERFLOW = 1 << 2
-    NAIVE_UNDERFLOW = 1 << 3
-    NAIVE_NAN_PROB = 1 << 4
-    NAIVE_NAN_GRAD = 1 << 5
-    STABLE_OVERFLOW = 1 << 6
-    STABLE_UNDERFLOW = 1 << 7
-    STABLE_NAN_PROB = 1 << 8
-    STABLE_NAN_GRAD = 1 << 9
-    HAS_TARGET = 1 << 10
-
-
-class Path(enum.Enum):
-    """The two implementations compared, with the bits of their flags."""
-
-    naive = (RowFlag.NAIVE_OVERFLOW, RowFlag.NAIVE_UNDERFLOW, RowFlag.NAIVE_NAN_PROB,
-             RowFlag.NAIVE_NAN_GRAD)  # fmt: skip
-    stable = (RowFlag.STABLE_OVERFLOW, RowFlag.STABLE_UNDERFLOW, RowFlag.STABLE_NAN_PROB,
-              RowFlag.STABLE_NAN_GRAD)  # fmt: skip
 
     @property
-    def overflow(self) -> RowFlag:
-        return self.value[0]
+    def key(self) -> str:
+        return self.name.lower()
+
+
+class Flag(enum.IntFlag):
+    """What an implementation can do wrong on a sample, one bit each (JSON: lower-case)."""
+
+    OVERFLOW = 1 << 0
+    UNDERFLOW = 1 << 1
+    NAN_PROB = 1 << 2
+    NAN_GRAD = 1 << 3
 
     @property
-    def underflow(self) -> RowFlag:
-        return self.value[1]
+    def key(self) -> str:
+        return self.name.lower()
+
+
+# Underflow alone is a note: the stable loss stays finite when p[t] rounds to 0.
+BREAKING = Flag.OVERFLOW | Flag.NAN_PROB | Flag.NAN_GRAD
+ALL_FLAGS = functools.reduce(operator.or_, Flag)
+ALL_INPUT_FLAGS = functools.reduce(operator.or_, InputFlag)
+
+
+@dataclass(frozen=True)
+class Implementation:
+    """A softmax / cross-entropy implementation the check runs, and the flags it reports."""
+
+    name: str
+    flags: Flag = ALL_FLAGS
 
     @property
-    def nan_prob(self) -> RowFlag:
-        return self.value[2]
-
-    @property
-    def nan_grad(self) -> RowFlag:
-        return self.value[3]
+    def reported(self) -> tuple[Flag, ...]:
+        """Its flags in declaration order (the order of the JSON keys and table rows)."""
+        return tuple(f for f in Flag if f & self.flags)
 
 
-INPUT_FLAGS = RowFlag.NONFINITE | RowFlag.FULLY_MASKED
-ANY_FLAG = RowFlag((1 << 10) - 1)
+NAIVE = Implementation("naive")
+STABLE = Implementation("stable")
+BUILTIN = (NAIVE, STABLE)
 
 
-class Category(enum.StrEnum):
-    """What ``--fail-on`` can name (``any`` and ``none`` are shorthands, see parse_fail_on)."""
-
-    input = "input"
-    stable = "stable"
-    naive = "naive"
+# --- per-sample columns --------------------------------------------------------------------
 
 
-DEFAULT_FAIL_ON: tuple[Category, ...] = (Category.input, Category.stable)
+def column(dtype: type | np.dtype, fill: Any, **about: Any) -> Any:
+    """A per-sample column of ``dtype``, ``fill`` where nothing was computed."""
+    return field(metadata={"dtype": np.dtype(dtype), "fill": fill, **about})
 
 
-def parse_fail_on(spec: str | Iterable[str]) -> tuple[Category, ...]:
-    """``"input,stable"`` -> categories; ``any`` is all three, ``none`` is none."""
-    words = spec.split(",") if isinstance(spec, str) else list(spec)
-    chosen: list[Category] = []
-    for word in (w.strip().lower() for w in words):
-        if word == "any":
-            chosen.extend(Category)
-        elif word == "none":
-            continue
-        elif word in Category.__members__:
-            chosen.append(Category(word))
-        else:
-            allowed = ", ".join([*Category.__members__, "any", "none"])
-            raise UsageError(f"--fail-on: unknown category {word!r} (choose from {allowed})")
-    return tuple(c for c in Category if c in chosen)
+class Columns:
+    """Operations shared by every column set: each field is one array with an entry per
+    sample, or a mapping of names to nested column sets (one per implementation)."""
+
+    @classmethod
+    def empty(cls, count: int, **nested: Mapping[str, type[Columns]]) -> Self:
+        """``count`` rows of fill values; ``nested`` gives the keys and column-set types of
+        the mapping fields."""
+        values: dict[str, Any] = {}
+        for spec in dataclasses.fields(cls):  # type: ignore[arg-type]
+            if "dtype" in spec.metadata:
+                values[spec.name] = np.full(count, spec.metadata["fill"], spec.metadata["dtype"])
+            else:
+                values[spec.name] = {k: t.empty(count) for k, t in nested[spec.name].items()}
+        return cls(**values)
+
+    def put(self, where: slice | np.ndarray, part: Self) -> None:
+        """Write ``part``'s rows at ``where`` (a slice, or the row indices ``part`` holds)."""
+        for name, mine in self._items():
+            theirs = getattr(part, name)
+            if isinstance(mine, np.ndarray):
+                mine[where] = theirs
+            else:
+                for key, nested in mine.items():
+                    nested.put(where, theirs[key])
+
+    def take(self, where: slice | np.ndarray) -> Self:
+        """The rows at ``where``, as a new column set."""
+        values = {}
+        for name, mine in self._items():
+            if isinstance(mine, np.ndarray):
+                values[name] = mine[where]
+            else:
+                values[name] = {key: nested.take(where) for key, nested in mine.items()}
+        return type(self)(**values)
+
+    @classmethod
+    def concat(cls, parts: list[Self]) -> Self:
+        """The parts' rows one after the other (files or shards checked as one dump)."""
+        first = parts[0]
+        values = {}
+        for name, mine in first._items():
+            if isinstance(mine, np.ndarray):
+                values[name] = np.concatenate([getattr(p, name) for p in parts])
+            else:
+                values[name] = {
+                    key: type(nested).concat([getattr(p, name)[key] for p in parts])
+                    for key, nested in mine.items()
+                }
+        return cls(**values)
+
+    def _items(self) -> Iterator[tuple[str, Any]]:
+        for spec in dataclasses.fields(self):  # type: ignore[arg-type]
+            yield spec.name, getattr(self, spec.name)
+
+    def __len__(self) -> int:
+        _, values = next(self._items())
+        return len(values)
+
+
+@dataclass(frozen=True, eq=False)
+class ImplRows(Columns):
+    """One implementation's results per sample: its :class:`Flag` bits and its loss."""
+
+    flags: np.ndarray = column(np.uint8, 0)
+    loss: np.ndarray = column(np.float64, np.nan)  # NaN where the sample has no target
+
+
+@dataclass(frozen=True, eq=False)
+class Findings(Columns):
+    """What the check found per sample: input flags, and each implementation's results."""
+
+    input: np.ndarray = column(np.uint8, 0)  # InputFlag bits
+    has_target: np.ndarray = column(np.bool_, False)  # a target that is not ignored
+    impls: Mapping[str, ImplRows] = field(default_factory=dict)
+
+    @classmethod
+    def blank(cls, count: int, implementations: tuple[Implementation, ...] = BUILTIN) -> Self:
+        return cls.empty(count, impls={i.name: ImplRows for i in implementations})
+
+
+def measure(label: str, *, table: bool = True) -> Any:
+    """A per-sample float64 measure of the logits; ``label`` heads its table column."""
+    return column(np.float64, np.nan, label=label, table=table)
+
+
+@dataclass(frozen=True, eq=False)
+class Measures(Columns):
+    """Numbers about each sample's logits in the compute dtype, shown beside the flags."""
+
+    max_logit: np.ndarray = measure("max logit")
+    logsumexp: np.ndarray = measure("logsumexp")
+
+
+@dataclass(frozen=True)
+class MeasureSpec:
+    """How a declared measure is shown."""
+
+    name: str
+    label: str
+    table: bool
+
+
+MEASURES: tuple[MeasureSpec, ...] = tuple(
+    MeasureSpec(f.name, f.metadata["label"], f.metadata["table"])
+    for f in dataclasses.fields(Measures)
+)
+
+
+# --- one sample, for the renderers ---------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class InputFlags:
+    """The input flags of one sample, by name."""
+
     nonfinite: bool
     fully_masked: bool
 
 
 @dataclass(frozen=True)
 class PathFlags:
-    """One path's verdict on one sample; ``nan_grad`` and ``loss`` are None without a target."""
+    """One implementation's verdict on one sample; ``nan_grad`` and ``loss`` are None
+    without a target. ``breaks`` comes from the report's masks."""
 
     overflow: bool
     underflow: bool
     nan_prob: bool
     nan_grad: bool | None
     loss: float | None
-
-    @property
-    def breaks(self) -> bool:
-        """Overflow, a NaN probability or gradient, or a non-finite loss (underflow is a note)."""
-        loss_broken = self.loss is not None and not np.isfinite(self.loss)
-        return self.overflow or self.nan_prob or bool(self.nan_grad) or loss_broken
+    breaks: bool
 
 
 @dataclass(frozen=True)
 class SampleResult:
+    """One sample as a renderer shows it. Each measure is an attribute (``max_logit``)."""
+
     index: int
     position: tuple[int, ...]
     target: int | None
-    max_logit: float
-    logsumexp: float
+    measures: Mapping[str, float]
     input: InputFlags
-    naive: PathFlags
-    stable: PathFlags
+    results: Mapping[str, PathFlags]  # by implementation name, in the report's order
+    flagged: bool
+    failing: tuple[Category, ...]  # the fail_on categories this sample falls in
+
+    def __getattr__(self, name: str) -> float:
+        # Only reached for names that are not fields: the declared measures.
+        try:
+            return self.__dict__["measures"][name]
+        except KeyError:
+            raise AttributeError(name) from None
 
     @property
-    def flagged(self) -> bool:
-        return bool(
-            self.input.nonfinite or self.input.fully_masked or self.naive.breaks
-            or self.stable.breaks or self.naive.underflow or self.stable.underflow
-        )  # fmt: skip
+    def naive(self) -> PathFlags:
+        return self.results[NAIVE.name]
+
+    @property
+    def stable(self) -> PathFlags:
+        return self.results[STABLE.name]
+
+    @property
+    def fails(self) -> bool:
+        """Does this sample fall in a ``fail_on`` category (an error, not a note, in CI)."""
+        return bool(self.failing)
 
 
-@dataclass(frozen=True, eq=False)
-class RowTable:
-    """Per-sample results as flat arrays, one entry per sample in flat (C) order."""
-
-    flags: np.ndarray  # uint16 RowFlag bits
-    targets: np.ndarray | None  # int64 as given (ignored ones keep the ignore index)
-    naive_loss: np.ndarray  # float64, meaningful where HAS_TARGET
-    stable_loss: np.ndarray
-    max_logit: np.ndarray  # float64
-    logsumexp: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.flags)
-
-    def has(self, flag: RowFlag) -> np.ndarray:
-        return (self.flags & int(flag)) != 0
-
-    def loss(self, path: Path) -> np.ndarray:
-        return self.naive_loss if path is Path.naive else self.stable_loss
-
-    def nonfinite_loss(self, path: Path) -> np.ndarray:
-        return self.has(RowFlag.HAS_TARGET) & ~np.isfinite(self.loss(path))
-
-    def breaks(self, path: Path) -> np.ndarray:
-        """Per sample: does this path break (overflow, NaN probability or gradient, bad loss)."""
-        bits = int(path.overflow | path.nan_prob | path.nan_grad)
-        return ((self.flags & bits) != 0) | self.nonfinite_loss(path)
-
-    @cached_property
-    def flagged(self) -> np.ndarray:
-        """Per sample: any flag set or any loss non-finite."""
-        return (
-            ((self.flags & int(ANY_FLAG)) != 0)
-            | self.nonfinite_loss(Path.naive)
-            | self.nonfinite_loss(Path.stable)
-        )
-
-    @cached_property
-    def severity(self) -> np.ndarray:
-        """0 both paths break, 1 only the stable one, 2 only the naive one, 3 a note, 4 clean."""
-        naive, stable = self.breaks(Path.naive), self.breaks(Path.stable)
-        rank = np.full(len(self), 4, dtype=np.int8)
-        rank[self.flagged] = 3
-        rank[naive & ~stable] = 2
-        rank[stable & ~naive] = 1
-        rank[naive & stable] = 0
-        return rank
+# --- summary -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -203,43 +279,18 @@ class Summary:
     samples: int
     flagged: int
     input: InputSummary
-    naive: PathSummary
-    stable: PathSummary
+    impls: Mapping[str, PathSummary]
 
-    @classmethod
-    def of(cls, rows: RowTable) -> Summary:
-        def count(mask: np.ndarray) -> int:
-            return int(np.count_nonzero(mask))
+    @property
+    def naive(self) -> PathSummary:
+        return self.impls[NAIVE.name]
 
-        def path_summary(path: Path) -> PathSummary:
-            with_target = rows.has(RowFlag.HAS_TARGET)
-            loss = rows.loss(path)
-            return PathSummary(
-                overflow=count(rows.has(path.overflow)),
-                underflow=count(rows.has(path.underflow)),
-                nan_prob=count(rows.has(path.nan_prob)),
-                nan_grad=count(rows.has(path.nan_grad)),
-                inf_loss=count(with_target & np.isinf(loss)),
-                nan_loss=count(with_target & np.isnan(loss)),
-                breaks=count(rows.breaks(path)),
-            )
+    @property
+    def stable(self) -> PathSummary:
+        return self.impls[STABLE.name]
 
-        return cls(
-            samples=len(rows),
-            flagged=count(rows.flagged),
-            input=InputSummary(
-                nonfinite=count(rows.has(RowFlag.NONFINITE)),
-                fully_masked=count(rows.has(RowFlag.FULLY_MASKED)),
-            ),
-            naive=path_summary(Path.naive),
-            stable=path_summary(Path.stable),
-        )
 
-    def failing(self, category: Category) -> int:
-        """How many samples fall in a ``--fail-on`` category."""
-        if category is Category.input:
-            return self.input.nonfinite + self.input.fully_masked
-        return (self.stable if category is Category.stable else self.naive).breaks
+# --- where the logits came from ------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -262,6 +313,15 @@ class InputInfo:
         return self.shape[self.class_axis]
 
 
+# --- the report ----------------------------------------------------------------------------
+
+_LIST_BATCH = 4096  # samples made per batch: column values are read with one tolist() each
+
+
+def _count(mask: np.ndarray) -> int:
+    return int(np.count_nonzero(mask))
+
+
 @dataclass(frozen=True, eq=False)
 class Report:
     """Everything a check found: what a renderer shows and what a CI job gates on."""
@@ -269,79 +329,174 @@ class Report:
     input: InputInfo
     compute_dtype: str
     fail_on: tuple[Category, ...]
-    rows: RowTable
+    findings: Findings
+    measures: Measures
+    targets: np.ndarray | None  # int64 as given (ignored ones keep the ignore index)
+    implementations: tuple[Implementation, ...] = BUILTIN
+
+    def __len__(self) -> int:
+        return len(self.findings)
+
+    # -- verdicts, once, as arrays --
+
+    def has(self, flag: InputFlag) -> np.ndarray:
+        return (self.findings.input & int(flag)) != 0
+
+    def flag(self, implementation: str, flag: Flag) -> np.ndarray:
+        return (self.findings.impls[implementation].flags & int(flag)) != 0
+
+    def nonfinite_loss(self, implementation: str) -> np.ndarray:
+        return self.findings.has_target & ~np.isfinite(self.findings.impls[implementation].loss)
 
     @cached_property
-    def summary(self) -> Summary:
-        return Summary.of(self.rows)
+    def breaks(self) -> Mapping[str, np.ndarray]:
+        """Per implementation and sample: overflow, a NaN probability or gradient, or a
+        non-finite loss (underflow alone is a note)."""
+        return MappingProxyType(
+            {
+                i.name: ((self.findings.impls[i.name].flags & int(BREAKING)) != 0)
+                | self.nonfinite_loss(i.name)
+                for i in self.implementations
+            }
+        )
+
+    @cached_property
+    def flagged(self) -> np.ndarray:
+        """Per sample: any flag set or any loss non-finite."""
+        mask = self.findings.input != 0
+        for i in self.implementations:
+            mask = mask | (self.findings.impls[i.name].flags != 0) | self.nonfinite_loss(i.name)
+        return mask
+
+    @cached_property
+    def failing(self) -> Mapping[Category, np.ndarray]:
+        """Per ``fail_on`` category, the samples that fall in it."""
+        return MappingProxyType({c: self._category(c) for c in self.fail_on})
+
+    def _category(self, category: Category) -> np.ndarray:
+        match category:
+            case Category.input:
+                return self.findings.input != 0
+            case Category.stable:
+                return self.breaks[STABLE.name]
+            case Category.naive:
+                return self.breaks[NAIVE.name]
+
+    @cached_property
+    def fails(self) -> np.ndarray:
+        """Per sample: does it fall in any ``fail_on`` category."""
+        mask = np.zeros(len(self), dtype=bool)
+        for category_mask in self.failing.values():
+            mask |= category_mask
+        return mask
 
     @property
     def passed(self) -> bool:
         """No sample falls in any of the ``fail_on`` categories."""
-        return not any(self.summary.failing(c) for c in self.fail_on)
+        return not self.fails.any()
 
-    def failing_categories(self, sample: SampleResult) -> tuple[Category, ...]:
-        """The ``fail_on`` categories this sample falls in (none: a note, not a failure)."""
-        by_category = {
-            Category.input: sample.input.nonfinite or sample.input.fully_masked,
-            Category.stable: sample.stable.breaks,
-            Category.naive: sample.naive.breaks,
-        }
-        return tuple(c for c in self.fail_on if by_category[c])
+    def failing_count(self, category: Category) -> int:
+        """How many samples fall in a ``fail_on`` category."""
+        return _count(self.failing[category])
 
-    def fails(self, sample: SampleResult) -> bool:
-        """Does this sample fall in a ``fail_on`` category (an error, not a warning, in CI)."""
-        return bool(self.failing_categories(sample))
+    @cached_property
+    def severity(self) -> np.ndarray:
+        """0: the stable and another implementation break, 1: the stable one only, 2: only
+        others, 3: a note, 4: clean. Worst first is ascending severity."""
+        stable = self.breaks[STABLE.name]
+        others = np.zeros(len(self), dtype=bool)
+        for name, mask in self.breaks.items():
+            if name != STABLE.name:
+                others |= mask
+        rank = np.full(len(self), 4, dtype=np.int8)
+        rank[self.flagged] = 3
+        rank[others & ~stable] = 2
+        rank[stable & ~others] = 1
+        rank[stable & others] = 0
+        return rank
 
-    def ordered_indices(self, include_clean: bool = False) -> np.ndarray:
-        """Flat indices of the flagged samples (every sample with ``include_clean``), worst
-        first: both paths break, then the stable one only, the naive one only, then notes."""
-        rows = self.rows
-        chosen = np.arange(len(rows)) if include_clean else np.flatnonzero(rows.flagged)
-        # lexsort is stable and sorts by the last key first: severity, then index.
-        return chosen[np.lexsort((chosen, rows.severity[chosen]))]
-
-    def samples(self, include_clean: bool = False) -> Iterator[SampleResult]:
-        """The listed samples, worst first, made one at a time."""
-        for index in self.ordered_indices(include_clean):
-            yield self.sample(int(index))
-
-    def sample(self, index: int) -> SampleResult:
-        """One sample's result, made from the table (plain int bit tests: this runs once
-        per listed sample, and a report may list millions)."""
-        rows = self.rows
-        bits = int(rows.flags[index])
-        has_target = bool(bits & _HAS_TARGET)
-
-        def path_flags(path: Path) -> PathFlags:
-            overflow, underflow, nan_prob, nan_grad = _PATH_BITS[path]
-            return PathFlags(
-                overflow=bool(bits & overflow),
-                underflow=bool(bits & underflow),
-                nan_prob=bool(bits & nan_prob),
-                nan_grad=bool(bits & nan_grad) if has_target else None,
-                loss=float(rows.loss(path)[index]) if has_target else None,
+    @cached_property
+    def summary(self) -> Summary:
+        def impl_summary(name: str) -> PathSummary:
+            has_target = self.findings.has_target
+            loss = self.findings.impls[name].loss
+            return PathSummary(
+                **{f.key: _count(self.flag(name, f)) for f in Flag},
+                inf_loss=_count(has_target & np.isinf(loss)),
+                nan_loss=_count(has_target & np.isnan(loss)),
+                breaks=_count(self.breaks[name]),
             )
 
-        return SampleResult(
-            index=index,
-            position=_unravel(index, self.input.sample_shape),
-            target=None if rows.targets is None else int(rows.targets[index]),
-            max_logit=float(rows.max_logit[index]),
-            logsumexp=float(rows.logsumexp[index]),
-            input=InputFlags(
-                nonfinite=bool(bits & _NONFINITE),
-                fully_masked=bool(bits & _FULLY_MASKED),
-            ),
-            naive=path_flags(Path.naive),
-            stable=path_flags(Path.stable),
+        return Summary(
+            samples=len(self),
+            flagged=_count(self.flagged),
+            input=InputSummary(**{f.key: _count(self.has(f)) for f in InputFlag}),
+            impls=MappingProxyType({i.name: impl_summary(i.name) for i in self.implementations}),
         )
 
+    # -- listing --
 
-_HAS_TARGET = int(RowFlag.HAS_TARGET)
-_NONFINITE = int(RowFlag.NONFINITE)
-_FULLY_MASKED = int(RowFlag.FULLY_MASKED)
-_PATH_BITS = {path: tuple(int(flag) for flag in path.value) for path in Path}
+    def ordered(self, include_clean: bool = False, where: np.ndarray | None = None) -> np.ndarray:
+        """Flat indices of the flagged samples (every sample with ``include_clean``; only
+        those in the mask ``where`` if given), worst first, then by index."""
+        mask = np.ones(len(self), dtype=bool) if include_clean else self.flagged
+        if where is not None:
+            mask = mask & where
+        chosen = np.flatnonzero(mask)
+        # A stable sort by severity keeps the indices ascending within each level.
+        return chosen[np.argsort(self.severity[chosen], kind="stable")]
+
+    def samples(self, include_clean: bool = False) -> Iterator[SampleResult]:
+        """The listed samples, worst first, made a batch at a time."""
+        yield from self.results(self.ordered(include_clean))
+
+    def sample(self, index: int) -> SampleResult:
+        """One sample's result."""
+        return next(self.results(np.array([index])))
+
+    def results(self, indices: np.ndarray) -> Iterator[SampleResult]:
+        """The samples at ``indices``, in that order. Column values are read a batch at a
+        time with ``tolist()`` (plain Python numbers: a report may list millions)."""
+        sample_shape = self.input.sample_shape
+        names = [i.name for i in self.implementations]
+        for start in range(0, len(indices), _LIST_BATCH):
+            at = np.asarray(indices[start : start + _LIST_BATCH])
+            input_bits = self.findings.input[at].tolist()
+            has_target = self.findings.has_target[at].tolist()
+            targets = None if self.targets is None else self.targets[at].tolist()
+            measures = {name: values[at].tolist() for name, values in self.measures._items()}
+            impl_bits = {n: self.findings.impls[n].flags[at].tolist() for n in names}
+            impl_loss = {n: self.findings.impls[n].loss[at].tolist() for n in names}
+            breaks = {n: self.breaks[n][at].tolist() for n in names}
+            flagged = self.flagged[at].tolist()
+            failing = {c: m[at].tolist() for c, m in self.failing.items()}
+            for k, index in enumerate(at.tolist()):
+                bits = input_bits[k]
+                with_target = has_target[k]
+                results = {}
+                for n in names:
+                    b = impl_bits[n][k]
+                    flags = {key: bool(b & bit) for key, bit in _FLAG_BITS}
+                    if not with_target:
+                        flags["nan_grad"] = None
+                    results[n] = PathFlags(
+                        **flags, loss=impl_loss[n][k] if with_target else None, breaks=breaks[n][k]
+                    )
+                yield SampleResult(
+                    index=index,
+                    position=_unravel(index, sample_shape),
+                    target=None if targets is None else targets[k],
+                    measures={name: values[k] for name, values in measures.items()},
+                    input=InputFlags(**{key: bool(bits & bit) for key, bit in _INPUT_BITS}),
+                    results=results,
+                    flagged=flagged[k],
+                    failing=tuple(c for c, m in failing.items() if m[k]),
+                )
+
+
+# (key, bit) pairs as plain ints: the listing loop tests bits millions of times.
+_FLAG_BITS = tuple((f.key, int(f)) for f in Flag)
+_INPUT_BITS = tuple((f.key, int(f)) for f in InputFlag)
 
 
 def _unravel(index: int, shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -642,7 +642,7 @@ def test_an_internal_error_is_one_line_without_a_traceback(monkeypatch):
     def broken(*args, **kwargs):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(cli, "check", broken)
+    monkeypatch.setattr(cli, "check_loaded", broken)
     result = invoke(LOGITS)
     assert result.exit_code == 2
     assert result.stdout == ""
@@ -655,7 +655,7 @@ def test_an_internal_error_shows_its_traceback_when_debugging(monkeypatch):
     def broken(*args, **kwargs):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(cli, "check", broken)
+    monkeypatch.setattr(cli, "check_loaded", broken)
     monkeypatch.setenv("SOFTMAX_CHECK_DEBUG", "1")
     result = invoke(LOGITS)
     assert isinstance(result.exception, ZeroDivisionError)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from softmax_cli import Report, check
-from softmax_cli.report import InputInfo, RowFlag, RowTable
+from softmax_cli.report import Findings, Flag, ImplRows, InputInfo, Measures
 
 # --- the seed example -------------------------------------------------------------------
 # Row 1 is [1000, 0, -1000] in float32, target 2. Naive: exp(1000) = inf, so s = inf and
@@ -127,42 +127,47 @@ def test_target_on_a_masked_class_has_infinite_stable_loss_but_no_nan_gradient()
 # --- worst-first ordering -----------------------------------------------------------------
 
 
-def _report_with_flags(flags: list[int], stable_loss: list[float] | None = None) -> Report:
+def _report_with_flags(
+    flags: list[tuple[Flag, Flag]], stable_loss: list[float] | None = None
+) -> Report:
+    """A report whose samples have these (naive, stable) flags, all with a target."""
     n = len(flags)
-    has_target = int(RowFlag.HAS_TARGET)
     loss = np.ones(n) if stable_loss is None else np.array(stable_loss)
+    naive, stable = (np.array([f[k] for f in flags], dtype=np.uint8) for k in (0, 1))
     return Report(
         input=InputInfo("<logits>", "<targets>", (n, 3), "float32", -1),
         compute_dtype="float32",
         fail_on=(),
-        rows=RowTable(
-            flags=np.array([f | has_target for f in flags], dtype=np.uint16),
-            targets=np.zeros(n, dtype=np.int64),
-            naive_loss=np.ones(n),
-            stable_loss=loss,
-            max_logit=np.zeros(n),
-            logsumexp=np.zeros(n),
+        findings=Findings(
+            input=np.zeros(n, dtype=np.uint8),
+            has_target=np.ones(n, dtype=bool),
+            impls={"naive": ImplRows(naive, np.ones(n)), "stable": ImplRows(stable, loss)},
         ),
+        measures=Measures(max_logit=np.zeros(n), logsumexp=np.zeros(n)),
+        targets=np.zeros(n, dtype=np.int64),
     )
 
 
+CLEAN = (Flag(0), Flag(0))
+
+
 def test_samples_are_listed_worst_first_then_by_index():
-    note = int(RowFlag.STABLE_UNDERFLOW)
-    naive_only = int(RowFlag.NAIVE_OVERFLOW)
-    stable_only = int(RowFlag.STABLE_NAN_GRAD)
-    both = int(RowFlag.NAIVE_NAN_PROB | RowFlag.STABLE_NAN_PROB)
-    flags = [note, 0, naive_only, stable_only, both, note, naive_only, both, stable_only]
+    note = (Flag(0), Flag.UNDERFLOW)
+    naive_only = (Flag.OVERFLOW, Flag(0))
+    stable_only = (Flag(0), Flag.NAN_GRAD)
+    both = (Flag.NAN_PROB, Flag.NAN_PROB)
+    flags = [note, CLEAN, naive_only, stable_only, both, note, naive_only, both, stable_only]
     report = _report_with_flags(flags)
     assert [s.index for s in report.samples()] == [4, 7, 3, 8, 2, 6, 0, 5]
 
 
 def test_samples_with_include_clean_lists_clean_samples_last():
-    report = _report_with_flags([0, int(RowFlag.NAIVE_OVERFLOW), 0])
+    report = _report_with_flags([CLEAN, (Flag.OVERFLOW, Flag(0)), CLEAN])
     assert [s.index for s in report.samples(include_clean=True)] == [1, 0, 2]
 
 
 def test_a_non_finite_loss_alone_makes_a_stable_break():
-    report = _report_with_flags([0, 0], stable_loss=[1.0, math.inf])
+    report = _report_with_flags([CLEAN, CLEAN], stable_loss=[1.0, math.inf])
     assert [s.index for s in report.samples()] == [1]
     assert report.summary.stable.breaks == 1 and report.summary.stable.inf_loss == 1
 
@@ -326,5 +331,7 @@ def test_strided_2d_logits_give_the_same_report_as_a_contiguous_copy():
         check(logits[::2], np.array([0, 1])),
         check(np.ascontiguousarray(logits[::2]), np.array([0, 1])),
     )
-    np.testing.assert_array_equal(strided.rows.flags, contiguous.rows.flags)
-    np.testing.assert_array_equal(strided.rows.stable_loss, contiguous.rows.stable_loss)
+    for name in ("naive", "stable"):
+        ours, theirs = strided.findings.impls[name], contiguous.findings.impls[name]
+        np.testing.assert_array_equal(ours.flags, theirs.flags)
+        np.testing.assert_array_equal(ours.loss, theirs.loss)

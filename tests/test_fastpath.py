@@ -15,23 +15,20 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from softmax_cli import check, classify
-from softmax_cli.classify import classify_block, classify_chunk
+from softmax_cli.classify import classify_block, reference_findings
 from softmax_cli.dtypes import COMPUTE_DTYPES, ComputeDtype
 
 DTYPES = list(COMPUTE_DTYPES.values())
-COLUMNS = ("naive_loss", "stable_loss", "max_logit", "logsumexp")
 
 
 def assert_same(x: np.ndarray, targets: np.ndarray | None, dtype: ComputeDtype, piece=None):
-    """classify_block(x) == classify_chunk(x): flags equal, floats equal bit for bit."""
+    """classify_block(x) finds what the reference kernels find: flags equal, losses equal bit
+    for bit (same NaNs, same signs of zero)."""
     with np.errstate(over="ignore"):  # large logits are +-inf in half precision
         x = x.astype(dtype.storage)
-    expected = classify_chunk(dtype.to_work(x), targets, dtype)
-    got = classify_block(x, targets, dtype, piece)
-    np.testing.assert_array_equal(got.flags, expected.flags)
-    for name in COLUMNS:
-        # Compare the bits: equal values, same NaNs, same signs of zero.
-        np.testing.assert_array_equal(bits(getattr(got, name)), bits(getattr(expected, name)), name)
+    expected = reference_findings(dtype.to_work(x), targets, dtype)
+    got, _ = classify_block(x, targets, dtype, piece)
+    assert_findings_equal(got, expected)
 
 
 def bits(values: np.ndarray) -> np.ndarray:
@@ -165,38 +162,47 @@ def mixed_dump() -> tuple[np.ndarray, np.ndarray]:
     return x, targets
 
 
-def assert_tables_equal(a, b):
-    np.testing.assert_array_equal(a.flags, b.flags)
-    for name in COLUMNS:
-        np.testing.assert_array_equal(bits(getattr(a, name)), bits(getattr(b, name)))
+def assert_findings_equal(a, b):
+    np.testing.assert_array_equal(a.input, b.input)
+    np.testing.assert_array_equal(a.has_target, b.has_target)
+    assert list(a.impls) == list(b.impls)
+    for name in a.impls:
+        np.testing.assert_array_equal(a.impls[name].flags, b.impls[name].flags, name)
+        np.testing.assert_array_equal(bits(a.impls[name].loss), bits(b.impls[name].loss), name)
 
 
-def test_check_in_small_chunks_equals_one_chunk(monkeypatch, mixed_dump):
+def assert_reports_equal(a, b):
+    assert_findings_equal(a.findings, b.findings)
+    for name in ("max_logit", "logsumexp"):
+        np.testing.assert_array_equal(
+            bits(getattr(a.measures, name)), bits(getattr(b.measures, name))
+        )
+
+
+def test_check_in_small_pieces_and_blocks_equals_one_block(monkeypatch, mixed_dump):
     x, targets = mixed_dump
-    one = check(x, targets).rows
-    monkeypatch.setattr(classify, "CHUNK_BYTES", 3 * 50 * 4)  # three rows a piece
+    one = check(x, targets)
+    monkeypatch.setattr(classify, "PIECE_BYTES", 3 * 50 * 4)  # three rows a piece
     monkeypatch.setattr(classify, "BLOCK_PIECES", 2)
-    assert_tables_equal(check(x, targets).rows, one)
+    assert_reports_equal(check(x, targets), one)
 
 
 def test_one_and_two_workers_give_the_same_table(monkeypatch, mixed_dump):
     x, targets = mixed_dump
-    monkeypatch.setattr(classify, "CHUNK_BYTES", 4 * 50 * 4)
+    monkeypatch.setattr(classify, "PIECE_BYTES", 4 * 50 * 4)
     monkeypatch.setattr(classify, "BLOCK_PIECES", 3)
-    tables = []
+    reports = []
     for workers in (1, 2):
         monkeypatch.setattr(classify, "WORKERS", workers)
-        tables.append(check(x, targets).rows)
-    assert_tables_equal(*tables)
+        reports.append(check(x, targets))
+    assert_reports_equal(*reports)
 
 
 def test_check_equals_the_reference_on_every_row(mixed_dump):
     x, targets = mixed_dump
     dtype = COMPUTE_DTYPES["float32"]
-    expected = classify_chunk(x.copy(), np.where(targets == -100, -1, targets), dtype)
-    got = check(x, targets).rows
-    np.testing.assert_array_equal(got.flags, expected.flags)
-    np.testing.assert_array_equal(bits(got.naive_loss), bits(expected.naive_loss))
+    expected = reference_findings(x.copy(), np.where(targets == -100, -1, targets), dtype)
+    assert_findings_equal(check(x, targets).findings, expected)
 
 
 def test_overflowing_and_underflowing_rows_need_no_reference(dtype):

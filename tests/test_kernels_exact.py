@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from softmax_cli import kernels
-from softmax_cli.classify import classify_chunk
+from softmax_cli.classify import reference_findings
 from softmax_cli.dtypes import COMPUTE_DTYPES
-from softmax_cli.report import RowFlag
+from softmax_cli.report import ALL_FLAGS, Flag
 
 mpmath.mp.dps = 50
 
@@ -173,14 +173,14 @@ def test_seed_ordinary_rows_match_mpmath_on_both_paths(seed_naive_and_stable, se
 
 def test_seed_flags_are_exactly_those_of_the_contract_example(seed_logits, seed_targets):
     dtype = COMPUTE_DTYPES["float32"]
-    flags = classify_chunk(dtype.to_work(seed_logits), seed_targets, dtype).flags
-    naive_all = (RowFlag.NAIVE_OVERFLOW | RowFlag.NAIVE_UNDERFLOW | RowFlag.NAIVE_NAN_PROB
-                 | RowFlag.NAIVE_NAN_GRAD)  # fmt: skip
-    expected_row_1 = naive_all | RowFlag.STABLE_UNDERFLOW | RowFlag.HAS_TARGET
-    assert [RowFlag(int(f)) for f in flags] == [
-        RowFlag.HAS_TARGET,
-        expected_row_1,
-        RowFlag.HAS_TARGET,
+    findings = reference_findings(dtype.to_work(seed_logits), seed_targets, dtype)
+    assert findings.has_target.tolist() == [True, True, True]
+    assert findings.input.tolist() == [0, 0, 0]
+    assert [Flag(int(f)) for f in findings.impls["naive"].flags] == [Flag(0), ALL_FLAGS, Flag(0)]
+    assert [Flag(int(f)) for f in findings.impls["stable"].flags] == [
+        Flag(0),
+        Flag.UNDERFLOW,
+        Flag(0),
     ]
 
 
@@ -244,8 +244,9 @@ def test_naive_gradient_is_nan_when_all_float32_logits_are_minus_100_though_loss
 def test_naive_nan_gradient_on_minus_100_rows_is_flagged_as_nan_grad_only():
     dtype = COMPUTE_DTYPES["float32"]
     x = np.full((1, 3), -100.0, dtype=np.float32)
-    flags = RowFlag(int(classify_chunk(x, np.array([0]), dtype).flags[0]))
-    assert flags == RowFlag.NAIVE_NAN_GRAD | RowFlag.HAS_TARGET
+    findings = reference_findings(x, np.array([0]), dtype)
+    assert Flag(int(findings.impls["naive"].flags[0])) == Flag.NAN_GRAD
+    assert findings.impls["stable"].flags[0] == 0 and findings.has_target[0]
 
 
 def test_naive_gradient_of_one_class_at_minus_100_is_nan_from_inf_minus_inf():

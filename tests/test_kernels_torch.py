@@ -22,9 +22,9 @@ pytestmark = pytest.mark.torch
 F = torch.nn.functional
 
 from softmax_cli import check, kernels  # noqa: E402
-from softmax_cli.classify import classify_chunk  # noqa: E402
+from softmax_cli.classify import reference_findings  # noqa: E402
 from softmax_cli.dtypes import COMPUTE_DTYPES, ComputeDtype  # noqa: E402
-from softmax_cli.report import RowFlag  # noqa: E402
+from softmax_cli.report import Findings, Flag  # noqa: E402
 
 DTYPES = ("float64", "float32", "float16", "bfloat16")
 TORCH_DTYPES = {
@@ -99,7 +99,7 @@ class Case:
     targets: np.ndarray  # -1: none
     naive: kernels.PathArrays
     stable: kernels.StableArrays
-    flags: np.ndarray
+    findings: Findings
     torch_naive: dict[str, np.ndarray]
     torch_stable: dict[str, np.ndarray]
 
@@ -168,7 +168,7 @@ def _make_case(name: str, x64: np.ndarray, targets: np.ndarray) -> Case:
         targets=targets,
         naive=kernels.naive(x, targets, dtype),
         stable=kernels.stable(x, targets, dtype),
-        flags=classify_chunk(x, targets, dtype).flags,
+        findings=reference_findings(x, targets, dtype),
         torch_naive=torch_naive(x, targets, name),
         torch_stable=torch_stable(x, targets, name),
     )
@@ -216,20 +216,11 @@ def _torch_flags(
     }
 
 
-NAIVE_BITS = {
-    "overflow": RowFlag.NAIVE_OVERFLOW,
-    "underflow": RowFlag.NAIVE_UNDERFLOW,
-    "nan_prob": RowFlag.NAIVE_NAN_PROB,
-}
-STABLE_BITS = {
-    "overflow": RowFlag.STABLE_OVERFLOW,
-    "underflow": RowFlag.STABLE_UNDERFLOW,
-    "nan_prob": RowFlag.STABLE_NAN_PROB,
-}
+FORWARD_FLAGS = {"overflow": Flag.OVERFLOW, "underflow": Flag.UNDERFLOW, "nan_prob": Flag.NAN_PROB}
 
 
-def _ours(c: Case, bit: RowFlag) -> np.ndarray:
-    return (c.flags & int(bit)) != 0
+def _ours(c: Case, implementation: str, flag: Flag) -> np.ndarray:
+    return (c.findings.impls[implementation].flags & int(flag)) != 0
 
 
 def _assert_rows_equal(ours: np.ndarray, expected: np.ndarray, c: Case, what: str) -> None:
@@ -300,18 +291,20 @@ def _subnormal_slack(c: Case, of: str) -> np.ndarray:
 @pytest.mark.parametrize("flag", ["overflow", "underflow", "nan_prob"])
 def test_naive_forward_flags_match_torch(case, flag):
     expected = _torch_flags(case.x, case.targets, case.torch_naive)[flag]
-    _assert_rows_equal(_ours(case, NAIVE_BITS[flag]), expected, case, f"naive {flag}")
+    _assert_rows_equal(_ours(case, "naive", FORWARD_FLAGS[flag]), expected, case, f"naive {flag}")
 
 
 def test_naive_nan_grad_matches_torch_autograd(case):
     expected = case.has_target & np.isnan(case.torch_naive["grad"]).any(axis=1)
-    _assert_rows_equal(_ours(case, RowFlag.NAIVE_NAN_GRAD), expected, case, "naive nan_grad")
+    _assert_rows_equal(_ours(case, "naive", Flag.NAN_GRAD), expected, case, "naive nan_grad")
 
 
 def test_every_flag_occurs_in_the_random_rows(case):
     # The comparisons above mean little unless each flag is actually exercised.
-    for bit in (*NAIVE_BITS.values(), RowFlag.NAIVE_NAN_GRAD, RowFlag.STABLE_UNDERFLOW):
-        assert 20 < np.count_nonzero(_ours(case, bit)) < len(case.x) - 20, bit
+    checked = [("naive", f) for f in (*FORWARD_FLAGS.values(), Flag.NAN_GRAD)]
+    for implementation, flag in [*checked, ("stable", Flag.UNDERFLOW)]:
+        mask = _ours(case, implementation, flag)
+        assert 20 < np.count_nonzero(mask) < len(case.x) - 20, (implementation, flag)
 
 
 def test_naive_loss_matches_torch(case):
@@ -362,18 +355,18 @@ def test_logsumexp_matches_torch_logsumexp(case):
 @pytest.mark.parametrize("flag", ["overflow", "underflow", "nan_prob"])
 def test_stable_forward_flags_match_torch(case, flag):
     expected = _torch_flags(case.x, case.targets, case.torch_stable)[flag]
-    _assert_rows_equal(_ours(case, STABLE_BITS[flag]), expected, case, f"stable {flag}")
+    _assert_rows_equal(_ours(case, "stable", FORWARD_FLAGS[flag]), expected, case, f"stable {flag}")
 
 
 def test_stable_nan_grad_matches_cross_entropy_autograd(case):
     expected = case.has_target & np.isnan(case.torch_stable["grad"]).any(axis=1)
-    _assert_rows_equal(_ours(case, RowFlag.STABLE_NAN_GRAD), expected, case, "stable nan_grad")
+    _assert_rows_equal(_ours(case, "stable", Flag.NAN_GRAD), expected, case, "stable nan_grad")
 
 
 def test_stable_path_is_nan_exactly_on_nonfinite_and_fully_masked_rows(case):
     x = case.x.astype(np.float64)
     bad_input = _nonfinite(x) | np.isneginf(x).all(axis=1)
-    _assert_rows_equal(_ours(case, RowFlag.STABLE_NAN_PROB), bad_input, case, "stable nan")
+    _assert_rows_equal(_ours(case, "stable", Flag.NAN_PROB), bad_input, case, "stable nan")
 
 
 # --- one-class rows ---------------------------------------------------------------------
@@ -383,13 +376,13 @@ def test_stable_path_is_nan_exactly_on_nonfinite_and_fully_masked_rows(case):
 def test_one_class_naive_flags_match_torch(one_class_case, flag):
     c = one_class_case
     expected = _torch_flags(c.x, c.targets, c.torch_naive)[flag]
-    _assert_rows_equal(_ours(c, NAIVE_BITS[flag]), expected, c, flag)
+    _assert_rows_equal(_ours(c, "naive", FORWARD_FLAGS[flag]), expected, c, flag)
 
 
 def test_one_class_naive_nan_grad_matches_torch(one_class_case):
     c = one_class_case
     expected = c.has_target & np.isnan(c.torch_naive["grad"]).any(axis=1)
-    _assert_rows_equal(_ours(c, RowFlag.NAIVE_NAN_GRAD), expected, c, "nan_grad")
+    _assert_rows_equal(_ours(c, "naive", Flag.NAN_GRAD), expected, c, "nan_grad")
 
 
 def test_one_class_losses_match_torch(one_class_case):
@@ -446,9 +439,9 @@ def _accumulation_slack(c: Case) -> float:
 def test_many_classes_flags_match_torch(many_class_case, flag):
     c = many_class_case
     expected = _torch_flags(c.x, c.targets, c.torch_naive)[flag]
-    _assert_rows_equal(_ours(c, NAIVE_BITS[flag]), expected, c, f"naive {flag}")
+    _assert_rows_equal(_ours(c, "naive", FORWARD_FLAGS[flag]), expected, c, f"naive {flag}")
     expected = _torch_flags(c.x, c.targets, c.torch_stable)[flag]
-    _assert_rows_equal(_ours(c, STABLE_BITS[flag]), expected, c, f"stable {flag}")
+    _assert_rows_equal(_ours(c, "stable", FORWARD_FLAGS[flag]), expected, c, f"stable {flag}")
 
 
 def test_many_classes_stable_loss_and_gradient_match_cross_entropy(many_class_case):
@@ -483,7 +476,7 @@ def test_float16_stable_loss_is_inf_when_the_rounded_sum_overflows_as_in_cross_e
     c = _make_case("float16", np.zeros((1, 70000)), np.array([3]))
     assert c.torch_stable["loss"][0] == np.inf
     assert c.stable.loss[0] == np.inf
-    assert _ours(c, RowFlag.STABLE_OVERFLOW)[0]
+    assert _ours(c, "stable", Flag.OVERFLOW)[0]
     np.testing.assert_array_equal(c.stable.grad, c.torch_stable["grad"])
 
 
@@ -502,7 +495,7 @@ def test_naive_gradient_is_nan_for_uniform_rows_whose_sum_is_subnormal(name, lev
     assert np.isnan(c.torch_naive["grad"]).any()
     np.testing.assert_array_equal(np.isnan(c.naive.grad), np.isnan(c.torch_naive["grad"]))
     assert np.isfinite(c.torch_naive["loss"][0]) and np.isfinite(c.naive.loss[0])
-    assert _ours(c, RowFlag.NAIVE_NAN_GRAD)[0] and not _ours(c, RowFlag.NAIVE_NAN_PROB)[0]
+    assert _ours(c, "naive", Flag.NAN_GRAD)[0] and not _ours(c, "naive", Flag.NAN_PROB)[0]
 
 
 @pytest.mark.parametrize("name", DTYPES)
@@ -516,7 +509,7 @@ def test_rows_just_below_and_above_the_exp_overflow_threshold_match_torch(name):
     c = _make_case(name, x, np.array([0, 1]))
     expected = _torch_flags(c.x, c.targets, c.torch_naive)["overflow"]
     np.testing.assert_array_equal(expected, [False, True])
-    np.testing.assert_array_equal(_ours(c, RowFlag.NAIVE_OVERFLOW), expected)
+    np.testing.assert_array_equal(_ours(c, "naive", Flag.OVERFLOW), expected)
 
 
 @pytest.mark.parametrize("name", DTYPES)
@@ -525,7 +518,7 @@ def test_sum_overflow_without_any_exp_overflow_matches_torch(name):
     level = LOG_MAX[name] + np.log(0.7)
     c = _make_case(name, np.array([[level, level, 0.0]]), np.array([2]))
     assert np.isfinite(c.torch_naive["exp"]).all() and np.isposinf(c.torch_naive["sum"][0])
-    assert _ours(c, RowFlag.NAIVE_OVERFLOW)[0]
+    assert _ours(c, "naive", Flag.OVERFLOW)[0]
     _assert_close(c.stable.loss, c.torch_stable["loss"], 3, name, "stable loss")
 
 
@@ -604,7 +597,7 @@ def test_check_with_class_axis_1_matches_cross_entropy_on_the_nd_tensor(name):
     expected = _np(expected).ravel()
     report = check(logits, targets, class_axis=1)
     got = np.array([s.stable.loss or 0.0 for s in report.samples(include_clean=True)])
-    order = report.ordered_indices(include_clean=True)
+    order = report.ordered(include_clean=True)
     assert report.summary.flagged == 0  # so the order is the flat index order
     np.testing.assert_array_equal(order, np.arange(36))
     _assert_close(got, expected, 3, name, "stable loss")

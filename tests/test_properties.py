@@ -11,7 +11,7 @@ from hypothesis.extra import numpy as hnp
 
 from softmax_cli import check, kernels
 from softmax_cli.dtypes import COMPUTE_DTYPES, ComputeDtype
-from softmax_cli.report import Path, RowFlag
+from softmax_cli.report import BUILTIN, Flag
 
 DTYPES = ("float64", "float32", "float16", "bfloat16")
 PROPERTY_SETTINGS = settings(max_examples=60, deadline=None)
@@ -198,19 +198,17 @@ def test_listed_samples_are_exactly_the_flagged_ones_worst_first(compute_name, i
 def test_sample_results_agree_with_the_row_table_bits(compute_name, inputs):
     x, targets = inputs
     report = check(x, targets, dtype=compute_name)
-    rows = report.rows
     for i in range(len(x)):
         sample = report.sample(i)
         has_target = targets is not None and targets[i] != -100
-        assert bool(rows.has(RowFlag.HAS_TARGET)[i]) == has_target
+        assert bool(report.findings.has_target[i]) == has_target
         assert (sample.naive.loss is None) == (sample.naive.nan_grad is None) == (not has_target)
-        for path in Path:
-            flags = getattr(sample, path.name)
-            assert flags.overflow == rows.has(path.overflow)[i]
-            assert flags.underflow == rows.has(path.underflow)[i]
-            assert flags.nan_prob == rows.has(path.nan_prob)[i]
-            assert flags.breaks == rows.breaks(path)[i]
-        assert sample.flagged == rows.flagged[i]
+        for implementation in BUILTIN:
+            flags = sample.results[implementation.name]
+            for flag in (Flag.OVERFLOW, Flag.UNDERFLOW, Flag.NAN_PROB):
+                assert getattr(flags, flag.key) == report.flag(implementation.name, flag)[i]
+            assert flags.breaks == report.breaks[implementation.name][i]
+        assert sample.flagged == report.flagged[i]
 
 
 @pytest.mark.parametrize("compute_name", DTYPES)

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from softmax_cli.cli import app
-from softmax_cli.render import OutputFormat
+from softmax_cli.options import OutputFormat
 
 runner = CliRunner()
 

@@ -1,148 +1,35 @@
-"""One module per ``--format``; each turns a Report into text and does no I/O."""
+"""One module per ``--format``; each turns a Report into text and does no I/O.
+
+This module only dispatches; the words the formats share are in :mod:`.words`.
+"""
 
 from __future__ import annotations
 
-import enum
-import math
-from dataclasses import dataclass
-
-from softmax_cli.report import PathFlags, Report, SampleResult
-
-
-class OutputFormat(enum.StrEnum):
-    """What ``--format`` (and ``--report FORMAT=PATH``) accepts."""
-
-    table = "table"
-    json = "json"
-    junit = "junit"
-    github = "github"
-    markdown = "markdown"
-
-
-@dataclass(frozen=True)
-class View:
-    """Which samples a report lists: flagged ones (or all), at most ``max_rows`` in tables."""
-
-    include_clean: bool = False
-    max_rows: int = 20  # 0: no cap
-
-
-DEFAULT_VIEW = View()
+from softmax_cli.options import DEFAULT_VIEW, OutputFormat, View
+from softmax_cli.report import Report
 
 
 def render(report: Report, fmt: OutputFormat, view: View = DEFAULT_VIEW) -> str:
-    """The report as text in ``fmt``."""
-    from softmax_cli.render import github, json, junit, markdown, table
-
+    """The report as text in ``fmt``. Each format's module is imported when it is used: a
+    JSON run never loads Rich's table code."""
     match fmt:
         case OutputFormat.table:
+            from softmax_cli.render import table
+
             return table.render_text(report, view)
         case OutputFormat.json:
+            from softmax_cli.render import json
+
             return json.render(report, view)
         case OutputFormat.junit:
+            from softmax_cli.render import junit
+
             return junit.render(report, view)
         case OutputFormat.github:
+            from softmax_cli.render import github
+
             return github.render(report, view)
         case OutputFormat.markdown:
+            from softmax_cli.render import markdown
+
             return markdown.render(report, view)
-
-
-# Words shared by the CI formats (junit, github, markdown), so a sample reads the same in
-# every one of them.
-
-FLAG_NAMES = ("overflow", "underflow", "nan_prob", "nan_grad")
-# The rows of every summary table: the flags, then the loss counts and the verdict.
-COUNT_NAMES = (*FLAG_NAMES, "inf_loss", "nan_loss", "breaks")
-
-
-def position_text(sample: SampleResult) -> str:
-    """``1`` for a 1-D batch, ``(1, 3)`` for N-D sample axes (``()`` for a lone row)."""
-    position = sample.position
-    if len(position) == 1:
-        return str(position[0])
-    return "(" + ", ".join(map(str, position)) + ")"
-
-
-def sample_label(sample: SampleResult) -> str:
-    """``sample 1`` for a 1-D batch, ``sample (1, 3)`` for N-D sample axes."""
-    return f"sample {position_text(sample)}"
-
-
-def number(value: float) -> str:
-    """Short, exact enough for a person: 6 significant digits, and nan / inf / -inf."""
-    if math.isnan(value):
-        return "nan"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return f"{value:.6g}"
-
-
-def meaning(report: Report) -> str:
-    """One sentence saying what the counts mean."""
-    s = report.summary
-    naive, stable = s.naive.breaks, s.stable.breaks
-    if not naive and not stable:
-        sentence = f"Neither implementation breaks on any of the {samples_count(s.samples)}"
-    else:
-        naive_part = f"on {naive} of {samples_count(s.samples)}" if naive else "on none"
-        sentence = (
-            f"The naive implementation breaks {naive_part}; the stable one on {stable or 'none'}"
-        )
-    inputs = []
-    if s.input.nonfinite:
-        inputs.append(f"{samples_count(s.input.nonfinite)} with NaN or +inf logits")
-    if s.input.fully_masked:
-        inputs.append(f"{samples_count(s.input.fully_masked)} fully masked (all -inf)")
-    if inputs:
-        sentence += "; the input has " + " and ".join(inputs)
-    return sentence + "."
-
-
-def samples_count(n: int) -> str:
-    """``1 sample``, ``3 samples``."""
-    return f"{n} sample" if n == 1 else f"{n} samples"
-
-
-def raised_flags(sample: SampleResult, flags: PathFlags) -> list[str]:
-    """The path's true flags, then the sample's input flags, by name."""
-    raised = [name for name in FLAG_NAMES if getattr(flags, name)]
-    return raised + [name for name in ("nonfinite", "fully_masked") if getattr(sample.input, name)]
-
-
-def verdict_word(flags: PathFlags, raised: list[str]) -> str:
-    """``BROKEN`` when the path breaks, ``note`` when it only raised flags, else ``ok``."""
-    return "BROKEN" if flags.breaks else "note" if raised else "ok"
-
-
-def path_verdict(sample: SampleResult, flags: PathFlags) -> str:
-    """``BROKEN loss=inf: overflow, nan_prob`` / ``note loss=2000: underflow`` / ``ok loss=0.4``."""
-    raised = raised_flags(sample, flags)
-    verdict = verdict_word(flags, raised)
-    if flags.loss is not None:
-        verdict += f" loss={number(flags.loss)}"
-    return f"{verdict}: {', '.join(raised)}" if raised else verdict
-
-
-def target_text(sample: SampleResult) -> str:
-    """The target as a person reads it: ``2``, ``-100 (ignored)`` or ``-`` for none."""
-    if sample.target is None:
-        return "-"
-    return f"{sample.target} (ignored)" if sample.naive.loss is None else str(sample.target)
-
-
-def policy_text(report: Report) -> str:
-    """``--fail-on`` as given back: ``input,stable`` or ``none``."""
-    return ",".join(c.value for c in report.fail_on) or "none"
-
-
-def verdict_line(report: Report) -> str:
-    """``passed: ...`` or ``FAILED --fail-on input,stable (input: 2)``, as the table says it."""
-    policy = policy_text(report)
-    if report.passed:
-        return f"passed: no sample fails --fail-on {policy}"
-    counts = ", ".join(
-        f"{c.value}: {report.summary.failing(c)}"
-        for c in report.fail_on
-        if report.summary.failing(c)
-    )
-    return f"FAILED --fail-on {policy} ({counts})"

@@ -9,14 +9,10 @@ Escaping follows the Actions toolkit (``escapeData`` / ``escapeProperty`` in
 
 from __future__ import annotations
 
-from softmax_cli.render import (
-    DEFAULT_VIEW,
-    View,
-    path_verdict,
-    sample_label,
-    target_text,
-    verdict_line,
-)
+import numpy as np
+
+from softmax_cli.options import DEFAULT_VIEW, View
+from softmax_cli.render.words import sample_label, target_text, verdict_line, verdicts
 from softmax_cli.report import Report, SampleResult
 
 TOOL = "softmax-check"
@@ -26,30 +22,30 @@ NOT_A_FILE = "<stdin>"  # the logits came from a pipe: nothing in the repository
 
 def render(report: Report, view: View = DEFAULT_VIEW) -> str:
     """Annotations, then the summary line; ``view`` is ignored (GitHub sets the cap)."""
-    errors: list[SampleResult] = []
-    warnings: list[SampleResult] = []
-    for sample in report.samples():
-        (errors if report.fails(sample) else warnings).append(sample)
     lines = [
-        *_annotations(report, "error", errors, "fail --fail-on"),
-        *_annotations(report, "warning", warnings, "are flagged"),
+        *_annotations(report, "error", report.ordered(where=report.fails), "fail --fail-on"),
+        *_annotations(report, "warning", report.ordered(where=~report.fails), "are flagged"),
     ]
     s = report.summary
+    # "naive breaks on 1, stable on 0": every implementation, the verb said once.
+    breaks = ", ".join(f"{i.name} on {s.impls[i.name].breaks}" for i in report.implementations)
     # A plain line, not a command; a line break in a file name must not start one.
     summary = (
         f"{TOOL}: {_one_line(report.input.logits)}: {s.flagged} of {s.samples} samples "
-        f"flagged (naive breaks on {s.naive.breaks}, stable on {s.stable.breaks}); "
-        f"{verdict_line(report)}"
+        f"flagged ({breaks.replace(' on ', ' breaks on ', 1)}); {verdict_line(report)}"
     )
     return "".join(f"{line}\n" for line in [*lines, summary])
 
 
-def _annotations(report: Report, level: str, samples: list[SampleResult], what: str) -> list[str]:
-    shown = (
-        samples if len(samples) <= ANNOTATIONS_PER_LEVEL else samples[: ANNOTATIONS_PER_LEVEL - 1]
-    )
-    lines = [_command(level, report, f"{TOOL}: {sample_label(s)}", _message(s)) for s in shown]
-    hidden = len(samples) - len(shown)
+def _annotations(report: Report, level: str, listed: np.ndarray, what: str) -> list[str]:
+    """One command per sample of ``listed`` (indices, worst first), up to GitHub's cap."""
+    cap = ANNOTATIONS_PER_LEVEL
+    shown = listed if len(listed) <= cap else listed[: cap - 1]
+    lines = [
+        _command(level, report, f"{TOOL}: {sample_label(s)}", _message(report, s))
+        for s in report.results(shown)
+    ]
+    hidden = len(listed) - len(shown)
     if hidden:
         lines.append(
             _command(
@@ -63,10 +59,9 @@ def _annotations(report: Report, level: str, samples: list[SampleResult], what: 
     return lines
 
 
-def _message(sample: SampleResult) -> str:
+def _message(report: Report, sample: SampleResult) -> str:
     return (
-        f"naive {path_verdict(sample, sample.naive)}; "
-        f"stable {path_verdict(sample, sample.stable)}; "
+        f"{verdicts(report, sample)}; "
         + ("no target" if sample.target is None else f"target {target_text(sample)}")
         + f", flat index {sample.index}"
     )

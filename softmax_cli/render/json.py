@@ -6,9 +6,9 @@ import json
 import math
 from typing import Any
 
-from softmax_cli import __version__
-from softmax_cli.render import DEFAULT_VIEW, View
-from softmax_cli.report import PathFlags, Report, SampleResult
+from softmax_cli.options import DEFAULT_VIEW, View
+from softmax_cli.report import Flag, InputFlag, PathFlags, Report, SampleResult
+from softmax_cli.version import __version__
 
 SCHEMA_VERSION = 1
 
@@ -51,10 +51,13 @@ def document(report: Report) -> dict[str, Any]:
             "samples": summary.samples,
             "flagged": summary.flagged,
             "input": vars(summary.input),
-            "naive": vars(summary.naive),
-            "stable": vars(summary.stable),
+            **{i.name: vars(summary.impls[i.name]) for i in report.implementations},
         },
     }
+
+
+_INPUT_KEYS = tuple(f.key for f in InputFlag)
+_FLAG_KEYS = tuple(f.key for f in Flag)
 
 
 def sample(result: SampleResult) -> dict[str, Any]:
@@ -63,28 +66,20 @@ def sample(result: SampleResult) -> dict[str, Any]:
         "index": result.index,
         "position": list(result.position),
         "target": result.target,
-        "max_logit": number(result.max_logit),
-        "logsumexp": number(result.logsumexp),
-        "input": {
-            "nonfinite": result.input.nonfinite,
-            "fully_masked": result.input.fully_masked,
-        },
-        "naive": _path(result.naive),
-        "stable": _path(result.stable),
+        **{name: json_number(value) for name, value in result.measures.items()},
+        "input": {key: getattr(result.input, key) for key in _INPUT_KEYS},
+        **{name: _path(flags) for name, flags in result.results.items()},
     }
 
 
 def _path(flags: PathFlags) -> dict[str, Any]:
     return {
-        "overflow": flags.overflow,
-        "underflow": flags.underflow,
-        "nan_prob": flags.nan_prob,
-        "nan_grad": flags.nan_grad,
-        "loss": None if flags.loss is None else number(flags.loss),
+        **{key: getattr(flags, key) for key in _FLAG_KEYS},
+        "loss": None if flags.loss is None else json_number(flags.loss),
     }
 
 
-def number(value: float) -> float | str:
+def json_number(value: float) -> float | str:
     """A float, or ``"nan"``, ``"inf"``, ``"-inf"`` so the document stays strict JSON."""
     if math.isnan(value):
         return "nan"

@@ -13,17 +13,17 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from softmax_cli.render import (
-    DEFAULT_VIEW,
-    View,
+from softmax_cli.options import DEFAULT_VIEW, View
+from softmax_cli.render.words import (
     meaning,
-    number,
     path_verdict,
     policy_text,
     sample_label,
+    short_number,
     target_text,
+    verdicts,
 )
-from softmax_cli.report import Report, SampleResult
+from softmax_cli.report import MEASURES, Report, SampleResult
 
 SUITE = "softmax-check"
 
@@ -71,13 +71,15 @@ def _case(report: Report, sample: SampleResult) -> ET.Element:
     case = ET.Element(
         "testcase", {"name": sample_label(sample), "classname": _text(report.input.logits)}
     )
-    details = _details(sample)
-    categories = [c.value for c in report.failing_categories(sample)]
-    if categories:
+    details = _details(report, sample)
+    if sample.failing:
         failure = ET.SubElement(
             case,
             "failure",
-            {"message": _text(_message(sample)), "type": ",".join(categories)},
+            {
+                "message": _text(verdicts(report, sample)),
+                "type": ",".join(c.value for c in sample.failing),
+            },
         )
         failure.text = _text(details)
     elif sample.flagged:
@@ -92,22 +94,16 @@ def _clean_file_case(report: Report) -> ET.Element:
     return case
 
 
-def _message(sample: SampleResult) -> str:
-    """One line: what each path did on this sample."""
-    return (
-        f"naive {path_verdict(sample, sample.naive)}; stable {path_verdict(sample, sample.stable)}"
-    )
-
-
-def _details(sample: SampleResult) -> str:
+def _details(report: Report, sample: SampleResult) -> str:
     return "\n".join(
         (
             f"{sample_label(sample)} (flat index {sample.index})",
             f"target: {target_text(sample)}",
-            f"max logit: {number(sample.max_logit)}",
-            f"logsumexp: {number(sample.logsumexp)}",
-            f"naive: {path_verdict(sample, sample.naive)}",
-            f"stable: {path_verdict(sample, sample.stable)}",
+            *(f"{m.label}: {short_number(sample.measures[m.name])}" for m in MEASURES),
+            *(
+                f"{i.name}: {path_verdict(sample, sample.results[i.name])}"
+                for i in report.implementations
+            ),
         )
     )
 

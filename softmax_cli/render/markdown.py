@@ -9,19 +9,21 @@ table: a comment has a size limit.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
-from softmax_cli.render import (
+from softmax_cli.options import DEFAULT_VIEW, View
+from softmax_cli.render.words import (
     COUNT_NAMES,
-    DEFAULT_VIEW,
-    View,
+    INPUT_FLAG_NAMES,
+    listed_rows,
     meaning,
-    number,
     path_verdict,
-    sample_label,
+    position_text,
+    short_number,
     target_text,
     verdict_line,
 )
-from softmax_cli.report import Report, SampleResult
+from softmax_cli.report import MEASURES, Report, SampleResult
 
 
 def render(report: Report, view: View = DEFAULT_VIEW) -> str:
@@ -37,13 +39,11 @@ def render(report: Report, view: View = DEFAULT_VIEW) -> str:
         + f" **{s.flagged} flagged.** {_escape(meaning(report))}",
         _counts(report),
     ]
-    listed = report.ordered_indices(include_clean=view.include_clean)
-    shown = listed if view.max_rows <= 0 else listed[: view.max_rows]
-    if len(shown):
+    shown, hidden = listed_rows(report, view.include_clean, view.max_rows)
+    if shown:
         title = "All samples" if view.include_clean else "Flagged samples"
         blocks.append(f"### {title}, worst first")
-        blocks.append(_samples([report.sample(int(i)) for i in shown]))
-        hidden = len(listed) - len(shown)
+        blocks.append(_samples(report, shown))
         if hidden:
             blocks.append(
                 f"... and {hidden} more (`--max-rows {view.max_rows}`; `--max-rows 0` shows all)"
@@ -53,30 +53,41 @@ def render(report: Report, view: View = DEFAULT_VIEW) -> str:
 
 def _counts(report: Report) -> str:
     s = report.summary
-    rows = ["| samples with | naive | stable |", "|---|---:|---:|"]
-    for name in COUNT_NAMES:
-        rows.append(f"| {name} | {getattr(s.naive, name)} | {getattr(s.stable, name)} |")
-    rows.append(f"| input: nonfinite | {s.input.nonfinite} | |")
-    rows.append(f"| input: fully_masked | {s.input.fully_masked} | |")
+    names = [i.name for i in report.implementations]
+    rows = [_row(["samples with", *names]), _rule(["---", *("---:" for _ in names)])]
+    for count in COUNT_NAMES:
+        rows.append(_row([count, *(str(getattr(s.impls[n], count)) for n in names)]))
+    for flag in INPUT_FLAG_NAMES:
+        # The count goes under the first implementation; the other cells stay empty.
+        rows.append(f"| input: {flag} | {getattr(s.input, flag)} |" + " |" * (len(names) - 1))
     return "\n".join(rows)
 
 
-def _samples(samples: list[SampleResult]) -> str:
+def _samples(report: Report, samples: list[SampleResult]) -> str:
+    measures = [m for m in MEASURES if m.table]
+    names = [i.name for i in report.implementations]
     rows = [
-        "| sample | target | max logit | logsumexp | naive | stable |",
-        "|---|---:|---:|---:|---|---|",
+        _row(["sample", "target", *(m.label for m in measures), *names]),
+        _rule(["---", "---:", *("---:" for _ in measures), *("---" for _ in names)]),
     ]
     for sample in samples:
         cells = (
-            sample_label(sample).removeprefix("sample "),
+            position_text(sample),
             target_text(sample),
-            number(sample.max_logit),
-            number(sample.logsumexp),
-            _verdict_cell(path_verdict(sample, sample.naive)),
-            _verdict_cell(path_verdict(sample, sample.stable)),
+            *(short_number(sample.measures[m.name]) for m in measures),
+            *(_verdict_cell(path_verdict(sample, sample.results[n])) for n in names),
         )
-        rows.append("| " + " | ".join(cells) + " |")
+        rows.append(_row(cells))
     return "\n".join(rows)
+
+
+def _row(cells: Iterable[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _rule(alignments: Iterable[str]) -> str:
+    """The delimiter row under a header: ``|---|---:|``."""
+    return "|" + "|".join(alignments) + "|"
 
 
 def _verdict_cell(verdict: str) -> str:

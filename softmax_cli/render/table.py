@@ -13,20 +13,20 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from softmax_cli.render import (
+from softmax_cli.options import DEFAULT_VIEW, View
+from softmax_cli.render.words import (
     COUNT_NAMES,
-    DEFAULT_VIEW,
-    View,
+    listed_rows,
     meaning,
-    number,
     position_text,
     raised_flags,
     samples_count,
+    short_number,
     target_text,
     verdict_line,
     verdict_word,
 )
-from softmax_cli.report import PathFlags, Report, SampleResult
+from softmax_cli.report import MEASURES, PathFlags, Report, SampleResult
 
 BROKEN_STYLE = "bold red"
 NOTE_STYLE = "yellow"
@@ -53,11 +53,9 @@ def renderable(report: Report, view: View = DEFAULT_VIEW) -> RenderableType:
         ),
         Text(),
     ]
-    listed = report.ordered_indices(include_clean=view.include_clean)
-    shown = listed if view.max_rows <= 0 else listed[: view.max_rows]
-    if len(shown):
-        parts.append(_samples(report, [report.sample(int(i)) for i in shown], view))
-        hidden = len(listed) - len(shown)
+    shown, hidden = listed_rows(report, view.include_clean, view.max_rows)
+    if shown:
+        parts.append(_samples(report, shown, view))
         if hidden:
             parts.append(
                 Text(f"... and {hidden} more (--max-rows {view.max_rows}; --max-rows 0 shows all)")
@@ -90,31 +88,32 @@ def _counts(report: Report) -> Table:
         box=box.SIMPLE_HEAD,
     )
     table.add_column("samples with")
-    table.add_column("naive", justify="right")
-    table.add_column("stable", justify="right")
+    for implementation in report.implementations:
+        table.add_column(implementation.name, justify="right")
     for name in COUNT_NAMES:
-        naive, stable = getattr(s.naive, name), getattr(s.stable, name)
+        counts = [getattr(s.impls[i.name], name) for i in report.implementations]
         style = BROKEN_STYLE if name == "breaks" else NOTE_STYLE
-        table.add_row(name, *(Text(str(v), style=style if v else "") for v in (naive, stable)))
+        table.add_row(name, *(Text(str(v), style=style if v else "") for v in counts))
     return table
 
 
 def _samples(report: Report, samples: list[SampleResult], view: View) -> Table:
     title = "All samples" if view.include_clean else "Flagged samples"
     table = Table(title=f"{title}, worst first", title_justify="left", box=box.SIMPLE_HEAD)
-    for name in ("sample", "target", "max logit", "logsumexp"):
-        table.add_column(name, justify="left" if name == "sample" else "right")
-    for path in ("naive", "stable"):
+    measures = [m for m in MEASURES if m.table]
+    table.add_column("sample", justify="left")
+    table.add_column("target", justify="right")
+    for m in measures:
+        table.add_column(m.label, justify="right")
+    for implementation in report.implementations:
         # Wrap flags between words, never inside one: "overfl…" says nothing.
-        table.add_column(path, min_width=len("BROKEN loss=inf"), overflow="fold")
+        table.add_column(implementation.name, min_width=len("BROKEN loss=inf"), overflow="fold")
     for sample in samples:
         table.add_row(
             position_text(sample),
             target_text(sample),
-            number(sample.max_logit),
-            number(sample.logsumexp),
-            _path_cell(sample, sample.naive),
-            _path_cell(sample, sample.stable),
+            *(short_number(sample.measures[m.name]) for m in measures),
+            *(_path_cell(sample, sample.results[i.name]) for i in report.implementations),
         )
     return table
 
@@ -126,7 +125,7 @@ def _path_cell(sample: SampleResult, flags: PathFlags) -> Text:
     style = {"BROKEN": BROKEN_STYLE, "note": NOTE_STYLE, "ok": OK_STYLE}[verdict]
     text = Text(verdict, style=style)
     if flags.loss is not None:
-        text.append(f" loss={number(flags.loss)}")
+        text.append(f" loss={short_number(flags.loss)}")
     if raised:
         text.append("\n" + " ".join(raised), style=style)
     return text
