@@ -48,6 +48,8 @@ def check(
     class_axis: int = -1,
     ignore_index: int = -100,
     fail_on: str | Iterable[str] = DEFAULT_FAIL_ON,
+    masked: str = "flag",
+    min_headroom: float | None = None,
     logits_name: str = "<logits>",
     targets_name: str | None = None,
     on_progress: Progress | None = None,
@@ -56,11 +58,14 @@ def check(
 
     ``class_axis`` is the class axis; every other axis is a sample axis. ``targets`` holds
     one class index per sample (or ``ignore_index`` for none). ``dtype`` is the precision
-    to compute in; ``auto`` keeps a float input's own. The options are validated before any
-    work (an OptionError names the parameter); arrays that cannot be checked raise
-    InputError.
+    to compute in; ``auto`` keeps a float input's own. ``masked="ignore"`` counts fully
+    masked rows as padding, in no failing category; ``min_headroom`` (nats) adds the category
+    ``headroom`` to ``fail_on``. The options are validated before any work (an OptionError
+    names the parameter); arrays that cannot be checked raise InputError.
     """
-    options = CheckOptions.of(dtype, class_axis, ignore_index, fail_on)
+    options = CheckOptions.of(
+        dtype, class_axis, ignore_index, fail_on, masked=masked, min_headroom=min_headroom
+    )
     loaded = Loaded(
         logits=np.asarray(logits),
         targets=targets,
@@ -102,6 +107,8 @@ def check_loaded(
         findings=findings,
         measures=measures,
         targets=targets,
+        masked=options.masked,
+        min_headroom=options.min_headroom,
     )
 
 
@@ -197,22 +204,36 @@ def classify_block(
     undecided = np.flatnonzero(decided.undecided)
     for start in range(0, len(undecided), piece_rows):
         which = undecided[start : start + piece_rows]
+        rows = x[which]
         decided.findings.put(
-            which, reference_findings(dtype.to_work(x[which]), targets[which], dtype)
+            which, reference_findings(dtype.to_work(rows), targets[which], dtype, source=rows)
         )
     return decided.findings, decided.measures
 
 
-def reference_findings(x: np.ndarray, targets: np.ndarray | None, dtype: ComputeDtype) -> Findings:
+def reference_findings(
+    x: np.ndarray,
+    targets: np.ndarray | None,
+    dtype: ComputeDtype,
+    source: np.ndarray | None = None,
+) -> Findings:
     """The findings of a few rows read off the reference kernels' arrays.
 
     ``x`` holds values of D in the work dtype; ``targets`` a class index per row, or -1
-    where the row has no target.
+    where the row has no target; ``source`` the same rows as read from the file (default:
+    ``x``), so that a value the cast to D made infinite is ``out_of_range``, not the file's
+    own ``nonfinite``.
     """
+    source = x if source is None else source
     nonfinite = np.isnan(x).any(axis=1) | np.isposinf(x).any(axis=1)
     input_bits = np.zeros(len(x), dtype=np.uint8)
-    input_bits[nonfinite] |= np.uint8(InputFlag.NONFINITE)
-    input_bits[np.isneginf(x).all(axis=1)] |= np.uint8(InputFlag.FULLY_MASKED)
+    masks = (
+        (InputFlag.NONFINITE, np.isnan(source).any(axis=1) | np.isposinf(source).any(axis=1)),
+        (InputFlag.FULLY_MASKED, np.isneginf(x).all(axis=1)),
+        (InputFlag.OUT_OF_RANGE, (np.isinf(x) & ~np.isinf(source)).any(axis=1)),
+    )
+    for flag, mask in masks:
+        input_bits[mask] |= np.uint8(flag)
     has_target = np.zeros(len(x), dtype=bool) if targets is None else targets >= 0
 
     def findings(arrays: kernels.PathArrays) -> ImplRows:

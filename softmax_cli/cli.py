@@ -21,7 +21,14 @@ from softmax_cli import config
 from softmax_cli.classify import check_loaded
 from softmax_cli.errors import ExitCode, OptionError, SoftmaxCheckError, UsageError, printable
 from softmax_cli.load import ArrayKeys, load_inputs
-from softmax_cli.options import CheckOptions, DtypeName, OutputFormat, View
+from softmax_cli.options import (
+    Category,
+    CheckOptions,
+    DtypeName,
+    MaskedMode,
+    OutputFormat,
+    View,
+)
 from softmax_cli.render import render
 from softmax_cli.version import __version__
 
@@ -109,13 +116,13 @@ def run(
         ),
     ] = None,
     dtype: Annotated[
-        DtypeName,
+        str,
         typer.Option(
-            case_sensitive=False,
+            metavar="[" + "|".join(DtypeName) + "]",
             help="Precision to compute in; auto = the input's float dtype, float32 for CSV "
-            "and integer input.",
+            "and integer input. fp64, fp32, fp16, bf16 are the same as float64 ... bfloat16.",
         ),
-    ] = DtypeName.auto,
+    ] = DtypeName.auto.value,
     class_axis: Annotated[
         int,
         typer.Option(
@@ -139,6 +146,23 @@ def run(
             help="Write the report here (atomically for a regular file) instead of stdout.",
         ),
     ] = None,
+    masked: Annotated[
+        MaskedMode,
+        typer.Option(
+            case_sensitive=False,
+            help="Fully masked rows (all -inf, e.g. padding queries): flag = an input finding "
+            "that breaks both implementations; ignore = counted and listed as a note only.",
+        ),
+    ] = MaskedMode.flag,
+    min_headroom: Annotated[
+        float | None,
+        typer.Option(
+            metavar="NATS",
+            help="Fail (category headroom) on samples whose headroom, ln(max of the dtype) - "
+            "|logsumexp|, is below this many nats: catches logit drift before anything breaks.",
+            show_default=False,
+        ),
+    ] = None,
     show_all: Annotated[
         bool, typer.Option("--all", help="List every sample, not only flagged ones.")
     ] = False,
@@ -152,8 +176,8 @@ def run(
         str,
         typer.Option(
             metavar="LIST",
-            help="Exit 1 when a sample falls in one of these: comma list of input, stable, "
-            "naive, any, none.",
+            help="Exit 1 when a sample falls in one of these: comma list of "
+            f"{', '.join(Category)}, any, none.",
         ),
     ] = "input,stable",
     reports: Annotated[
@@ -194,7 +218,9 @@ def run(
 ) -> None:
     """The one command: see the help text above."""
     try:
-        options = CheckOptions.of(dtype, class_axis, ignore_index, fail_on)
+        options = CheckOptions.of(
+            dtype, class_axis, ignore_index, fail_on, masked=masked, min_headroom=min_headroom
+        )
         if output is not None:
             _check_writable(output, inputs=(logits, targets))
         extra_reports = _parse_reports(reports or [], output, inputs=(logits, targets))

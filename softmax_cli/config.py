@@ -10,6 +10,7 @@ key, before any work, instead of surfacing later as a strange command-line error
 from __future__ import annotations
 
 import difflib
+import enum
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,7 +19,13 @@ from types import MappingProxyType
 from typing import Any
 
 from softmax_cli.errors import OptionError, SoftmaxCheckError
-from softmax_cli.options import DtypeName, OutputFormat, parse_fail_on
+from softmax_cli.options import (
+    DTYPE_ALIASES,
+    DtypeName,
+    MaskedMode,
+    OutputFormat,
+    parse_fail_on,
+)
 
 PYPROJECT = "pyproject.toml"
 TABLE = "softmax-check"
@@ -62,9 +69,15 @@ def _count(value: Any) -> int:
     return value
 
 
-def _choice(enum_type: type[DtypeName] | type[OutputFormat]) -> Callable[[Any], str]:
+def _number(value: Any) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise TypeError("a number")
+    return float(value)
+
+
+def _choice(enum_type: type[enum.StrEnum], *aliases: str) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
-        choices = [m.value for m in enum_type]
+        choices = [*(m.value for m in enum_type), *aliases]
         if _string(value).lower() not in choices:
             raise ValueError(f"{value!r} is not one of {', '.join(choices)}")
         return value.lower()
@@ -93,7 +106,9 @@ def _fail_on(value: Any) -> str:
 # question better not asked in CI.
 SETTINGS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "fail-on": ("fail_on", _fail_on),
-    "dtype": ("dtype", _choice(DtypeName)),
+    "dtype": ("dtype", _choice(DtypeName, *DTYPE_ALIASES)),
+    "masked": ("masked", _choice(MaskedMode)),
+    "min-headroom": ("min_headroom", _number),
     "class-axis": ("class_axis", _integer),
     "ignore-index": ("ignore_index", _integer),
     "format": ("output_format", _choice(OutputFormat)),

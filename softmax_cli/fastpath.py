@@ -25,7 +25,7 @@ import numpy as np
 
 from softmax_cli import kernels
 from softmax_cli.dtypes import ComputeDtype
-from softmax_cli.report import NAIVE, STABLE, Findings, Flag, ImplRows, Measures
+from softmax_cli.report import NAIVE, STABLE, Findings, Flag, ImplRows, InputFlag, Measures
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,10 +38,15 @@ class RowScalars:
     stable_exp_t: np.ndarray
     naive_sum: np.ndarray
     naive_exp_t: np.ndarray
+    # sum(exp(x - m)) without rounding to D, accumulated in float64: log Z to ~1e-7.
+    exact_sum: np.ndarray
+    # A finite value of the file's that is +-inf in D (a cast overflow, not the input's own).
+    out_of_range: np.ndarray
 
     @classmethod
     def empty(cls, rows: int, dtype: ComputeDtype) -> RowScalars:
-        return cls(*(np.empty(rows, dtype=dtype.work) for _ in range(6)))
+        work = [np.empty(rows, dtype=dtype.work) for _ in range(6)]
+        return cls(*work, np.empty(rows), np.zeros(rows, dtype=bool))
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,6 +70,8 @@ class _Scratch(threading.local):
                 np.empty((rows, classes), dtype=dtype.work),  # the piece in the work dtype
                 np.empty((rows, classes), dtype=dtype.work),  # e
                 np.empty((rows, classes), dtype=dtype.storage),  # rounding to D
+                # exp(x - m) unrounded, for log Z when D is emulated (rounded otherwise)
+                np.empty((rows, classes) if dtype.is_emulated else (0, 0), dtype=dtype.work),
             )
         return self.arrays
 
@@ -82,8 +89,9 @@ def reduce_rows(
     n, classes = x.shape
     out = RowScalars.empty(n, dtype)
     piece_rows = max(1, min(piece_rows, n))
-    x_buf, e_buf, d_buf = _scratch.buffers(piece_rows, classes, dtype)
+    x_buf, e_buf, d_buf, exact_buf = _scratch.buffers(piece_rows, classes, dtype)
     picked = np.maximum(targets, 0)
+    narrows = dtype.narrows(x.dtype)
     for start in range(0, n, piece_rows):
         stop = min(n, start + piece_rows)
         rows = slice(start, stop)
@@ -92,15 +100,24 @@ def reduce_rows(
         d = d_buf[: stop - start]
         at_target = (np.arange(stop - start), picked[rows])
         with np.errstate(all="ignore"):  # NaN, inf and masked rows are sorted out in derive
+            if narrows:
+                out.out_of_range[rows] = (np.isinf(piece) & ~np.isinf(x[rows])).any(axis=1)
             m = piece.max(axis=1)
             out.max[rows] = m
             out.logit_t[rows] = piece[at_target]
             # Stable: the kernel's r(exp(r(x - m))), in place.
             np.subtract(piece, m[:, None], out=e)
+            if dtype.is_emulated:
+                # log Z from exp(x - m) before any rounding to D: the rounded sum is off by
+                # up to half an ulp of D (2e-3 in bfloat16), the unrounded one by ~1e-7.
+                exact = np.exp(e, out=exact_buf[: stop - start])
+                out.exact_sum[rows] = exact.sum(axis=1, dtype=np.float64)
             dtype.round(e, scratch=d)
             np.exp(e, out=e)
             dtype.round(e, scratch=d)
             out.stable_sum[rows] = kernels.sum_rows(e, dtype)
+            if not dtype.is_emulated:
+                out.exact_sum[rows] = out.stable_sum[rows]
             out.stable_exp_t[rows] = e[at_target]
             # Naive: the kernel's r(exp(x)), into the same buffer.
             np.exp(piece, out=e)
@@ -108,6 +125,20 @@ def reduce_rows(
             out.naive_sum[rows] = kernels.sum_rows(e, dtype)
             out.naive_exp_t[rows] = e[at_target]
     return out
+
+
+def measures(scalars: RowScalars, logsumexp: np.ndarray, dtype: ComputeDtype) -> Measures:
+    """The measures of the rows: what the stable code computes, and log Z to ~1e-7."""
+    m = scalars.max.astype(np.float64)
+    with np.errstate(all="ignore"):  # log(0) and inf - inf on masked and NaN rows
+        log_partition = np.where(np.isfinite(m), m + np.log(scalars.exact_sum), m)
+        headroom = dtype.log_max - np.abs(log_partition)
+    return Measures(
+        max_logit=m,
+        logsumexp=logsumexp.astype(np.float64),
+        log_partition=log_partition,
+        headroom=np.where(np.isfinite(log_partition), headroom, np.nan),
+    )
 
 
 def derive(scalars: RowScalars, targets: np.ndarray, dtype: ComputeDtype) -> Decided:
@@ -181,10 +212,10 @@ def derive(scalars: RowScalars, targets: np.ndarray, dtype: ComputeDtype) -> Dec
     )
     return Decided(
         findings=Findings(
-            input=np.zeros(len(m), dtype=np.uint8),
+            input=np.where(scalars.out_of_range, np.uint8(InputFlag.OUT_OF_RANGE), np.uint8(0)),
             has_target=has_target,
             impls={NAIVE.name: naive, STABLE.name: stable},
         ),
-        measures=Measures(max_logit=m.astype(np.float64), logsumexp=logsumexp.astype(np.float64)),
+        measures=measures(scalars, logsumexp, dtype),
         undecided=~decided | (has_target & ~grad_nan & ~grad_clean),
     )

@@ -8,6 +8,7 @@ before any work: a bad ``fail_on`` is reported at once, not after a long computa
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -22,6 +23,10 @@ class DtypeName(enum.StrEnum):
     float32 = "float32"
     float16 = "float16"
     bfloat16 = "bfloat16"
+
+
+# Names people and frameworks also use for the same dtypes.
+DTYPE_ALIASES = {"fp64": "float64", "fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
 class OutputFormat(enum.StrEnum):
@@ -40,6 +45,14 @@ class Category(enum.StrEnum):
     input = "input"
     stable = "stable"
     naive = "naive"
+    headroom = "headroom"
+
+
+class MaskedMode(enum.StrEnum):
+    """What ``masked`` (``--masked``) accepts: how fully masked rows (all ``-inf``) count."""
+
+    flag = "flag"  # an input finding that breaks both implementations
+    ignore = "ignore"  # padding meant to be there: counted and listed as a note only
 
 
 DEFAULT_FAIL_ON: tuple[Category, ...] = (Category.input, Category.stable)
@@ -79,6 +92,8 @@ class CheckOptions:
     class_axis: int = -1
     ignore_index: int = -100
     fail_on: tuple[Category, ...] = DEFAULT_FAIL_ON
+    masked: MaskedMode = MaskedMode.flag
+    min_headroom: float = 0.0
 
     @classmethod
     def of(
@@ -87,12 +102,18 @@ class CheckOptions:
         class_axis: int = -1,
         ignore_index: int = -100,
         fail_on: str | Iterable[str] = DEFAULT_FAIL_ON,
+        masked: str = "flag",
+        min_headroom: float | None = None,
     ) -> CheckOptions:
+        """Validated options. Giving ``min_headroom`` adds ``headroom`` to ``fail_on``."""
         try:
-            dtype_name = DtypeName(str(dtype).lower())
+            name = str(dtype).lower()
+            dtype_name = DtypeName(DTYPE_ALIASES.get(name, name))
         except ValueError:
-            choices = ", ".join(d.value for d in DtypeName)
-            raise OptionError("dtype", f"{{option}}: unknown dtype {dtype!r} ({choices})") from None
+            choices = ", ".join([*(d.value for d in DtypeName), *DTYPE_ALIASES])
+            raise OptionError(
+                "dtype", f"{{option}}: unknown dtype {dtype!r} (choose from {choices})"
+            ) from None
         for name, value in (("class_axis", class_axis), ("ignore_index", ignore_index)):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise OptionError(name, f"{{option}} must be an integer, not {value!r}")
@@ -100,7 +121,24 @@ class CheckOptions:
             raise OptionError(
                 "ignore_index", f"{{option}} {ignore_index} does not fit in a 64-bit integer"
             )
-        return cls(dtype_name, class_axis, ignore_index, parse_fail_on(fail_on))
+        try:
+            masked_mode = MaskedMode(str(masked).lower())
+        except ValueError:
+            raise OptionError(
+                "masked", f"{{option}}: unknown mode {masked!r} (choose from flag, ignore)"
+            ) from None
+        categories = parse_fail_on(fail_on)
+        threshold = 0.0
+        if min_headroom is not None:
+            if isinstance(min_headroom, bool) or not isinstance(min_headroom, int | float):
+                raise OptionError(
+                    "min_headroom", f"{{option}} must be a number, not {min_headroom!r}"
+                )
+            if not math.isfinite(min_headroom):
+                raise OptionError("min_headroom", f"{{option}} must be finite, not {min_headroom}")
+            threshold = float(min_headroom)
+            categories = parse_fail_on([*categories, Category.headroom])
+        return cls(dtype_name, class_axis, ignore_index, categories, masked_mode, threshold)
 
 
 @dataclass(frozen=True)

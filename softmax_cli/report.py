@@ -26,7 +26,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from softmax_cli.options import Category
+from softmax_cli.options import Category, MaskedMode
 
 # --- what can be wrong with a sample -------------------------------------------------------
 
@@ -34,8 +34,9 @@ from softmax_cli.options import Category
 class InputFlag(enum.IntFlag):
     """The input flags of the contract, one bit each; the JSON key is the lower-case name."""
 
-    NONFINITE = 1 << 0
-    FULLY_MASKED = 1 << 1
+    NONFINITE = 1 << 0  # a NaN or +inf in the file itself
+    FULLY_MASKED = 1 << 1  # every entry -inf (in D)
+    OUT_OF_RANGE = 1 << 2  # a finite value of the file that is +-inf in D (a cast overflow)
 
     @property
     def key(self) -> str:
@@ -168,9 +169,11 @@ class Findings(Columns):
         return cls.empty(count, impls={i.name: ImplRows for i in implementations})
 
 
-def measure(label: str, *, table: bool = True) -> Any:
-    """A per-sample float64 measure of the logits; ``label`` heads its table column."""
-    return column(np.float64, np.nan, label=label, table=table)
+def measure(label: str, *, table: bool = True, json: bool = True, null: bool = False) -> Any:
+    """A per-sample float64 measure of the logits: ``label`` heads its table column (if
+    ``table``), ``json`` puts it in each JSON sample, where NaN is ``null`` with ``null``
+    (the measure is undefined there) and ``"nan"`` otherwise."""
+    return column(np.float64, np.nan, label=label, table=table, json=json, null=null)
 
 
 @dataclass(frozen=True, eq=False)
@@ -178,7 +181,12 @@ class Measures(Columns):
     """Numbers about each sample's logits in the compute dtype, shown beside the flags."""
 
     max_logit: np.ndarray = measure("max logit")
+    # What the stable code in D computes: m + log(s), rounded to D.
     logsumexp: np.ndarray = measure("logsumexp")
+    # log Z from the row's values in D, accurate to ~1e-7 (no rounding to D on the way).
+    log_partition: np.ndarray = measure("log Z", table=False, json=False)
+    # ln(max_finite(D)) - |log Z|: how far the row is from the naive code's edge.
+    headroom: np.ndarray = measure("headroom", null=True)
 
 
 @dataclass(frozen=True)
@@ -188,10 +196,14 @@ class MeasureSpec:
     name: str
     label: str
     table: bool
+    json: bool
+    null: bool
 
 
 MEASURES: tuple[MeasureSpec, ...] = tuple(
-    MeasureSpec(f.name, f.metadata["label"], f.metadata["table"])
+    MeasureSpec(
+        f.name, f.metadata["label"], f.metadata["table"], f.metadata["json"], f.metadata["null"]
+    )
     for f in dataclasses.fields(Measures)
 )
 
@@ -205,6 +217,7 @@ class InputFlags:
 
     nonfinite: bool
     fully_masked: bool
+    out_of_range: bool
 
 
 @dataclass(frozen=True)
@@ -272,6 +285,16 @@ class PathSummary:
 class InputSummary:
     nonfinite: int
     fully_masked: int
+    out_of_range: int
+
+
+@dataclass(frozen=True)
+class HeadroomSummary:
+    """The smallest headroom, the sample that has it, and how many are below the threshold."""
+
+    min: float | None
+    index: int | None
+    below: int
 
 
 @dataclass(frozen=True)
@@ -280,6 +303,7 @@ class Summary:
     flagged: int
     input: InputSummary
     impls: Mapping[str, PathSummary]
+    headroom: HeadroomSummary
 
     @property
     def naive(self) -> PathSummary:
@@ -333,6 +357,8 @@ class Report:
     measures: Measures
     targets: np.ndarray | None  # int64 as given (ignored ones keep the ignore index)
     implementations: tuple[Implementation, ...] = BUILTIN
+    masked: MaskedMode = MaskedMode.flag
+    min_headroom: float = 0.0  # the category headroom holds samples below this
 
     def __len__(self) -> int:
         return len(self.findings)
@@ -349,23 +375,43 @@ class Report:
         return self.findings.has_target & ~np.isfinite(self.findings.impls[implementation].loss)
 
     @cached_property
+    def ignored(self) -> np.ndarray:
+        """Samples no implementation is blamed for: fully masked rows under ``masked=ignore``
+        (padding that is meant to be there; any softmax is NaN on it)."""
+        if self.masked is MaskedMode.ignore:
+            return self.has(InputFlag.FULLY_MASKED)
+        return np.zeros(len(self), dtype=bool)
+
+    @cached_property
     def breaks(self) -> Mapping[str, np.ndarray]:
         """Per implementation and sample: overflow, a NaN probability or gradient, or a
-        non-finite loss (underflow alone is a note)."""
+        non-finite loss (underflow alone is a note); never on an ignored sample."""
         return MappingProxyType(
             {
-                i.name: ((self.findings.impls[i.name].flags & int(BREAKING)) != 0)
-                | self.nonfinite_loss(i.name)
+                i.name: (
+                    ((self.findings.impls[i.name].flags & int(BREAKING)) != 0)
+                    | self.nonfinite_loss(i.name)
+                )
+                & ~self.ignored
                 for i in self.implementations
             }
         )
 
     @cached_property
+    def below_headroom(self) -> np.ndarray:
+        """Samples whose headroom is below ``min_headroom`` (undefined headroom is not)."""
+        with np.errstate(invalid="ignore"):
+            return self.measures.headroom < self.min_headroom
+
+    @cached_property
     def flagged(self) -> np.ndarray:
-        """Per sample: any flag set or any loss non-finite."""
+        """Per sample: any flag set, any loss non-finite, or (with ``headroom`` in
+        ``fail_on``) a headroom below the threshold, so that every failing sample is listed."""
         mask = self.findings.input != 0
         for i in self.implementations:
             mask = mask | (self.findings.impls[i.name].flags != 0) | self.nonfinite_loss(i.name)
+        if Category.headroom in self.fail_on:
+            mask = mask | self.below_headroom
         return mask
 
     @cached_property
@@ -376,7 +422,9 @@ class Report:
     def _category(self, category: Category) -> np.ndarray:
         match category:
             case Category.input:
-                return self.findings.input != 0
+                return (self.findings.input != 0) & ~self.ignored
+            case Category.headroom:
+                return self.below_headroom
             case Category.stable:
                 return self.breaks[STABLE.name]
             case Category.naive:
@@ -427,11 +475,19 @@ class Report:
                 breaks=_count(self.breaks[name]),
             )
 
+        headroom = self.measures.headroom
+        defined = np.isfinite(headroom)
+        lowest = int(np.argmin(np.where(defined, headroom, np.inf))) if defined.any() else None
         return Summary(
             samples=len(self),
             flagged=_count(self.flagged),
             input=InputSummary(**{f.key: _count(self.has(f)) for f in InputFlag}),
             impls=MappingProxyType({i.name: impl_summary(i.name) for i in self.implementations}),
+            headroom=HeadroomSummary(
+                min=None if lowest is None else float(headroom[lowest]),
+                index=lowest,
+                below=_count(self.below_headroom),
+            ),
         )
 
     # -- listing --

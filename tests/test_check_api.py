@@ -143,7 +143,7 @@ def _report_with_flags(
             has_target=np.ones(n, dtype=bool),
             impls={"naive": ImplRows(naive, np.ones(n)), "stable": ImplRows(stable, loss)},
         ),
-        measures=Measures(max_logit=np.zeros(n), logsumexp=np.zeros(n)),
+        measures=Measures.empty(n),
         targets=np.zeros(n, dtype=np.int64),
     )
 

@@ -92,7 +92,7 @@ def test_fail_on_decides_the_exit_code(runner, fail_on, expected):
 def test_fail_on_is_reported_in_json(runner):
     code, doc = run_json(runner, SEED_CSV, "--fail-on", "any")
     assert code == 1
-    assert doc["fail_on"] == ["input", "stable", "naive"]
+    assert doc["fail_on"] == ["input", "stable", "naive", "headroom"]
     assert doc["passed"] is False
 
 
@@ -108,7 +108,11 @@ def test_fully_masked_attention_row_fails_the_default_policy(runner):
     assert code == 1
     positions = [s["position"] for s in doc["samples"]]
     assert positions == [[1, 1], [0, 2]]  # both paths break first, then naive only
-    assert doc["samples"][0]["input"] == {"nonfinite": False, "fully_masked": True}
+    assert doc["samples"][0]["input"] == {
+        "nonfinite": False,
+        "fully_masked": True,
+        "out_of_range": False,
+    }
     assert doc["samples"][0]["naive"]["loss"] is None
     assert doc["samples"][0]["naive"]["nan_grad"] is None
     assert doc["compute_dtype"] == "float16"
@@ -260,7 +264,9 @@ def test_values_beyond_the_compute_dtype_are_flagged_without_warnings_on_stderr(
         text=True,
     )
     assert result.stderr == ""
-    assert json.loads(result.stdout)["summary"]["input"]["nonfinite"] == 1  # +inf in float16
+    # +inf once cast to float16, but not the file's own +inf: a cast overflow.
+    counts = json.loads(result.stdout)["summary"]["input"]
+    assert counts["out_of_range"] == 1 and counts["nonfinite"] == 0
 
 
 def test_python_dash_m_calls_itself_softmax_check():

@@ -179,11 +179,15 @@ def test_check_never_raises_on_any_numeric_array(case, compute, data):
     summary = report.summary
     assert summary.samples == samples
     assert 0 <= summary.flagged <= samples
-    # The input flags count the rows with NaN or +inf in the compute dtype, whatever the axis.
+    # The input flags count the rows with NaN or +inf in the file, and apart from them the
+    # rows with a finite value that is +-inf in the compute dtype, whatever the axis.
     rows = np.moveaxis(logits, class_axis, -1).reshape(samples, classes)
     with np.errstate(over="ignore"):
         x = COMPUTE_DTYPES[report.compute_dtype].to_work(rows)
-    assert summary.input.nonfinite == int((np.isnan(x) | np.isposinf(x)).any(axis=1).sum())
+    with np.errstate(invalid="ignore"):
+        cast_overflow = (np.isinf(x) & np.isfinite(rows)).any(axis=1)
+    assert summary.input.nonfinite == int((np.isnan(rows) | np.isposinf(rows)).any(axis=1).sum())
+    assert summary.input.out_of_range == int(cast_overflow.sum())
     assert isinstance(report.passed, bool)
 
 

@@ -217,9 +217,11 @@ def test_sample_results_agree_with_the_row_table_bits(compute_name, inputs):
 def test_input_flags_follow_the_contract_definition(compute_name, inputs):
     x, targets = inputs
     report = check(x, targets, dtype=compute_name)
-    # Values are rounded to D first: 1e5 becomes +inf in float16, which is a +inf input.
+    # nonfinite is the file's own NaN or +inf; a finite value rounded to +-inf in D (1e5 in
+    # float16) is out_of_range; fully_masked is read in D, where that -1e5 is a mask.
     in_d = COMPUTE_DTYPES[compute_name].to_work(x).astype(np.float64)
     for i in range(len(x)):
         sample = report.sample(i)
-        assert sample.input.nonfinite == bool(np.isnan(in_d[i]).any() | np.isposinf(in_d[i]).any())
+        assert sample.input.nonfinite == bool(np.isnan(x[i]).any() | np.isposinf(x[i]).any())
+        assert sample.input.out_of_range == bool((np.isinf(in_d[i]) & np.isfinite(x[i])).any())
         assert sample.input.fully_masked == bool(np.isneginf(in_d[i]).all())

@@ -7,7 +7,15 @@ import math
 from typing import Any
 
 from softmax_cli.options import DEFAULT_VIEW, View
-from softmax_cli.report import Flag, InputFlag, PathFlags, Report, SampleResult
+from softmax_cli.report import (
+    MEASURES,
+    Flag,
+    InputFlag,
+    MeasureSpec,
+    PathFlags,
+    Report,
+    SampleResult,
+)
 from softmax_cli.version import __version__
 
 SCHEMA_VERSION = 1
@@ -52,11 +60,19 @@ def document(report: Report) -> dict[str, Any]:
             "flagged": summary.flagged,
             "input": vars(summary.input),
             **{i.name: vars(summary.impls[i.name]) for i in report.implementations},
+            "headroom": vars(summary.headroom),
         },
     }
 
 
 _INPUT_KEYS = tuple(f.key for f in InputFlag)
+_MEASURES = tuple(m for m in MEASURES if m.json)
+
+
+def _measure(value: float, spec: MeasureSpec) -> float | str | None:
+    return None if spec.null and math.isnan(value) else json_number(value)
+
+
 _FLAG_KEYS = tuple(f.key for f in Flag)
 
 
@@ -66,7 +82,7 @@ def sample(result: SampleResult) -> dict[str, Any]:
         "index": result.index,
         "position": list(result.position),
         "target": result.target,
-        **{name: json_number(value) for name, value in result.measures.items()},
+        **{m.name: _measure(result.measures[m.name], m) for m in _MEASURES},
         "input": {key: getattr(result.input, key) for key in _INPUT_KEYS},
         **{name: _path(flags) for name, flags in result.results.items()},
     }

@@ -15,15 +15,16 @@ import xml.etree.ElementTree as ET
 
 from softmax_cli.options import DEFAULT_VIEW, View
 from softmax_cli.render.words import (
+    DETAIL_MEASURES,
     meaning,
+    measure_text,
     path_verdict,
     policy_text,
     sample_label,
-    short_number,
     target_text,
     verdicts,
 )
-from softmax_cli.report import MEASURES, Report, SampleResult
+from softmax_cli.report import Report, SampleResult
 
 SUITE = "softmax-check"
 
@@ -99,7 +100,7 @@ def _details(report: Report, sample: SampleResult) -> str:
         (
             f"{sample_label(sample)} (flat index {sample.index})",
             f"target: {target_text(sample)}",
-            *(f"{m.label}: {short_number(sample.measures[m.name])}" for m in MEASURES),
+            *(f"{m.label}: {measure_text(sample, m)}" for m in DETAIL_MEASURES),
             *(
                 f"{i.name}: {path_verdict(sample, sample.results[i.name])}"
                 for i in report.implementations

@@ -15,15 +15,17 @@ from softmax_cli.options import DEFAULT_VIEW, View
 from softmax_cli.render.words import (
     COUNT_NAMES,
     INPUT_FLAG_NAMES,
+    TABLE_MEASURES,
+    headroom_line,
     listed_rows,
     meaning,
+    measure_text,
     path_verdict,
     position_text,
-    short_number,
     target_text,
     verdict_line,
 )
-from softmax_cli.report import MEASURES, Report, SampleResult
+from softmax_cli.report import Report, SampleResult
 
 
 def render(report: Report, view: View = DEFAULT_VIEW) -> str:
@@ -38,6 +40,7 @@ def render(report: Report, view: View = DEFAULT_VIEW) -> str:
         + (f"targets from {_code(info.targets)}." if info.targets else "no targets.")
         + f" **{s.flagged} flagged.** {_escape(meaning(report))}",
         _counts(report),
+        _escape(headroom_line(report)),
     ]
     shown, hidden = listed_rows(report, view.include_clean, view.max_rows)
     if shown:
@@ -64,7 +67,7 @@ def _counts(report: Report) -> str:
 
 
 def _samples(report: Report, samples: list[SampleResult]) -> str:
-    measures = [m for m in MEASURES if m.table]
+    measures = TABLE_MEASURES
     names = [i.name for i in report.implementations]
     rows = [
         _row(["sample", "target", *(m.label for m in measures), *names]),
@@ -74,7 +77,7 @@ def _samples(report: Report, samples: list[SampleResult]) -> str:
         cells = (
             position_text(sample),
             target_text(sample),
-            *(short_number(sample.measures[m.name]) for m in measures),
+            *(measure_text(sample, m) for m in measures),
             *(_verdict_cell(path_verdict(sample, sample.results[n])) for n in names),
         )
         rows.append(_row(cells))

@@ -16,8 +16,11 @@ from rich.text import Text
 from softmax_cli.options import DEFAULT_VIEW, View
 from softmax_cli.render.words import (
     COUNT_NAMES,
+    TABLE_MEASURES,
+    headroom_line,
     listed_rows,
     meaning,
+    measure_text,
     position_text,
     raised_flags,
     samples_count,
@@ -26,7 +29,7 @@ from softmax_cli.render.words import (
     verdict_line,
     verdict_word,
 )
-from softmax_cli.report import MEASURES, PathFlags, Report, SampleResult
+from softmax_cli.report import PathFlags, Report, SampleResult
 
 BROKEN_STYLE = "bold red"
 NOTE_STYLE = "yellow"
@@ -43,14 +46,11 @@ def render_text(report: Report, view: View = DEFAULT_VIEW, width: int = 120) -> 
 
 def renderable(report: Report, view: View = DEFAULT_VIEW) -> RenderableType:
     """The whole report: header, flag counts, listed samples, verdict."""
-    s = report.summary
     parts: list[RenderableType] = [
         _header(report),
         _counts(report),
-        Text(
-            f"input: {s.input.nonfinite} non-finite (NaN or +inf), "
-            f"{s.input.fully_masked} fully masked (all -inf)"
-        ),
+        Text(_input_line(report)),
+        Text(headroom_line(report)),
         Text(),
     ]
     shown, hidden = listed_rows(report, view.include_clean, view.max_rows)
@@ -64,6 +64,16 @@ def renderable(report: Report, view: View = DEFAULT_VIEW) -> RenderableType:
     parts.append(Text(meaning(report)))
     parts.append(_verdict(report))
     return Group(*parts)
+
+
+def _input_line(report: Report) -> str:
+    s = report.summary.input
+    line = (
+        f"input: {s.nonfinite} non-finite (NaN or +inf), {s.fully_masked} fully masked (all -inf)"
+    )
+    if s.out_of_range:
+        line += f", {s.out_of_range} beyond {report.compute_dtype}'s range"
+    return line
 
 
 def _header(report: Report) -> Text:
@@ -100,7 +110,7 @@ def _counts(report: Report) -> Table:
 def _samples(report: Report, samples: list[SampleResult], view: View) -> Table:
     title = "All samples" if view.include_clean else "Flagged samples"
     table = Table(title=f"{title}, worst first", title_justify="left", box=box.SIMPLE_HEAD)
-    measures = [m for m in MEASURES if m.table]
+    measures = TABLE_MEASURES
     table.add_column("sample", justify="left")
     table.add_column("target", justify="right")
     for m in measures:
@@ -112,7 +122,7 @@ def _samples(report: Report, samples: list[SampleResult], view: View) -> Table:
         table.add_row(
             position_text(sample),
             target_text(sample),
-            *(short_number(sample.measures[m.name]) for m in measures),
+            *(measure_text(sample, m) for m in measures),
             *(_path_cell(sample, sample.results[i.name]) for i in report.implementations),
         )
     return table

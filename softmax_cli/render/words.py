@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import math
 
-from softmax_cli.report import Flag, InputFlag, PathFlags, Report, SampleResult
+import numpy as np
+
+from softmax_cli.options import MaskedMode
+from softmax_cli.report import (
+    MEASURES,
+    Flag,
+    InputFlag,
+    MeasureSpec,
+    PathFlags,
+    Report,
+    SampleResult,
+)
 
 FLAG_NAMES = tuple(f.key for f in Flag)
 INPUT_FLAG_NAMES = tuple(f.key for f in InputFlag)
@@ -34,6 +45,27 @@ def short_number(value: float) -> str:
     return f"{value:.6g}"
 
 
+# The measures each kind of listing shows, in declaration order.
+TABLE_MEASURES = tuple(m for m in MEASURES if m.table)
+DETAIL_MEASURES = tuple(m for m in MEASURES if m.json)
+
+
+def measure_text(sample: SampleResult, measure: MeasureSpec) -> str:
+    """A measure as a person reads it; ``-`` where it is undefined (a ``null`` in JSON)."""
+    value = sample.measures[measure.name]
+    return "-" if measure.null and math.isnan(value) else short_number(value)
+
+
+def headroom_line(report: Report) -> str:
+    """``headroom: min 85.3 nats (sample 1); 0 samples below 0``."""
+    h = report.summary.headroom
+    if h.min is None:
+        return "headroom: undefined (no sample has a finite log-sum-exp)"
+    where = position_text(next(report.results(np.array([h.index]))))
+    below = f"{samples_count(h.below)} below {report.min_headroom:g}"
+    return f"headroom: min {short_number(h.min)} nats (sample {where}); {below}"
+
+
 def samples_count(n: int) -> str:
     """``1 sample``, ``3 samples``."""
     return f"{n} sample" if n == 1 else f"{n} samples"
@@ -54,7 +86,13 @@ def meaning(report: Report) -> str:
     if s.input.nonfinite:
         inputs.append(f"{samples_count(s.input.nonfinite)} with NaN or +inf logits")
     if s.input.fully_masked:
-        inputs.append(f"{samples_count(s.input.fully_masked)} fully masked (all -inf)")
+        ignored = ", ignored as padding" if report.masked is MaskedMode.ignore else ""
+        inputs.append(f"{samples_count(s.input.fully_masked)} fully masked (all -inf){ignored}")
+    if s.input.out_of_range:
+        inputs.append(
+            f"{samples_count(s.input.out_of_range)} with values beyond {report.compute_dtype}'s "
+            "range (+-inf once cast)"
+        )
     if inputs:
         sentence += "; the input has " + " and ".join(inputs)
     return sentence + "."
