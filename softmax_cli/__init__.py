@@ -9,11 +9,10 @@ The library first, the CLI over it::
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from softmax_cli.classify import check
 from softmax_cli.errors import ExitCode, InputError
 from softmax_cli.report import PathFlags, Report, SampleResult, Summary
+from softmax_cli.version import __version__
 
 __all__ = [
     "ExitCode",
