@@ -270,6 +270,8 @@ class Report:
     compute_dtype: str
     fail_on: tuple[Category, ...]
     rows: RowTable
+    # Seconds the check took, when the caller measured it (the CLI); renderers stay pure.
+    elapsed: float | None = None
 
     @cached_property
     def summary(self) -> Summary:
