@@ -6,10 +6,12 @@ Only this module does terminal I/O and exits; everything below it raises.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import stat
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
@@ -224,9 +226,11 @@ def run(
         if output is not None:
             _check_writable(output, inputs=(logits, targets))
         extra_reports = _parse_reports(reports or [], output, inputs=(logits, targets))
+        started = time.perf_counter()
         loaded = load_inputs(logits, targets, ArrayKeys(logits_key, targets_key, target_column))
         with _progress(loaded.logits.size) as on_progress:
             report = check_loaded(loaded, options, on_progress)
+        report = dataclasses.replace(report, elapsed=time.perf_counter() - started)
         view = View(include_clean=show_all, max_rows=max_rows)
         # Files for the CI system first: if one cannot be written, exit 2 with nothing on
         # standard output, as for any other error.

@@ -359,6 +359,8 @@ class Report:
     implementations: tuple[Implementation, ...] = BUILTIN
     masked: MaskedMode = MaskedMode.flag
     min_headroom: float = 0.0  # the category headroom holds samples below this
+    # Seconds the check took, when the caller measured it (the CLI); renderers stay pure.
+    elapsed: float | None = None
 
     def __len__(self) -> int:
         return len(self.findings)

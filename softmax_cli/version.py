@@ -1,3 +1,3 @@
-"""The one place the version is written (``pyproject.toml`` reads it from here)."""
+"""The release's version, in one place: the package, the JSON report and the build read it."""
 
 __version__ = "0.1.0"

@@ -11,6 +11,7 @@ files hold nothing that changes with the machine or the release.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -142,7 +143,9 @@ def test_junit_counts_match_the_test_cases(case: str) -> None:
         assert element.get("tests") == str(len(cases))
         assert element.get("failures") == str(len(failures))
         assert element.get("errors") == "0"
-        assert element.get("skipped") == "0"
+    assert root.find("testsuite").get("skipped") == "0"
+    # Jenkins' junit-10.xsd has no ``skipped`` on the root (tests/test_schemas.py validates).
+    assert root.get("skipped") is None
 
 
 def test_junit_has_one_failure_per_sample_that_fails_the_policy() -> None:
@@ -156,8 +159,33 @@ def test_junit_has_one_failure_per_sample_that_fails_the_policy() -> None:
 def test_junit_names_a_case_by_position_and_classname_by_file() -> None:
     case = parse_junit(nd_report()).find("./testsuite/testcase")
     assert case is not None
-    assert case.get("classname") == "seed.npy"
+    assert case.get("classname") == "softmax-check.seed_npy"
     assert re.fullmatch(r"sample \(\d, \d\)", case.get("name", ""))
+
+
+def test_junit_classname_splits_into_tool_and_path_as_jenkins_reads_it() -> None:
+    # Jenkins takes the classname's last dot as the package/class boundary.
+    report = check(np.array([[1000.0, 0.0]]), fail_on="naive", logits_name="runs/v1.2/logits.npy")
+    case = parse_junit(report).find("./testsuite/testcase")
+    assert case is not None
+    package, _, cls = case.get("classname", "").rpartition(".")
+    assert (package, cls) == ("softmax-check", "runs/v1_2/logits_npy")
+    assert (
+        parse_junit(report).find("./testsuite").get("name") == "softmax-check: runs/v1.2/logits.npy"
+    )
+
+
+def test_junit_suite_time_is_the_measured_elapsed_time_and_cases_carry_none() -> None:
+    root = parse_junit(dataclasses.replace(seed_report(), elapsed=1.23456))
+    assert root.get("time") == "1.235"
+    assert root.find("testsuite").get("time") == "1.235"
+    assert {c.get("time") for c in root.iter("testcase")} == {"0.000"}
+
+
+@pytest.mark.parametrize("elapsed", [None, float("nan"), -1.0])
+def test_junit_time_is_zero_when_not_measured_or_not_a_duration(elapsed: float | None) -> None:
+    root = parse_junit(dataclasses.replace(seed_report(), elapsed=elapsed))
+    assert root.get("time") == root.find("testsuite").get("time") == "0.000"
 
 
 def test_junit_failure_says_the_flags_losses_and_categories() -> None:
@@ -181,7 +209,7 @@ def test_junit_shows_one_passing_case_when_nothing_is_flagged() -> None:
     root = parse_junit(clean_report())
     cases = root.findall("./testsuite/testcase")
     assert len(cases) == 1
-    assert cases[0].get("classname") == "seed.npy"
+    assert cases[0].get("classname") == "softmax-check.seed_npy"
     assert cases[0].find("failure") is None
 
 
@@ -190,9 +218,11 @@ def test_junit_is_well_formed_whatever_the_file_is_called(name: str) -> None:
     report = check(np.array([[1000.0, 0.0]]), fail_on="naive", logits_name=name)
     case = ET.fromstring(junit.render(report).encode("utf-8")).find("./testsuite/testcase")
     assert case is not None
-    expected = re.sub("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]", "\ufffd", name)
+    not_xml = "[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+    expected = re.sub(not_xml, "\ufffd", "softmax-check." + name.replace(".", "_"))
     # ElementTree writes CR, LF and tab in attributes as character references: they survive.
     assert case.get("classname") == expected
+    assert expected.rpartition(".")[0] == "softmax-check"
 
 
 # GitHub: workflow commands.

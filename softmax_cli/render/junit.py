@@ -1,15 +1,27 @@
 """``--format junit``: JUnit XML, the test-report format GitLab, Jenkins and GitHub read.
 
-One ``<testcase>`` per listed sample: its name the sample's position, its classname the
-logits file. A sample in a ``--fail-on`` category carries a ``<failure>`` with its flags and
-losses; a flagged sample outside the policy (a note) passes and says why it was listed in
-``<system-out>``; CI systems show skipped tests as "not run", which a note is not. With
-nothing flagged there is one passing test case for the file (as ruff does), so a CI
-system always shows a result. Never capped: ``tests`` and ``failures`` are the real counts.
+One ``<testcase>`` per listed sample: its name the sample's position, its classname
+``softmax-check.`` followed by the logits path with every ``.`` replaced by ``_``
+(``dumps/logits.npy`` -> ``softmax-check.dumps/logits_npy``). Jenkins splits a classname at
+its last dot into package and class, so its tree reads package ``softmax-check`` (apart from
+the project's own tests in the same job), class ``dumps/logits_npy``, test ``sample 1``; the
+exact path is the suite's ``logits`` property and its name. A sample in a ``--fail-on``
+category carries a ``<failure>`` with its flags and losses; a flagged sample outside the
+policy (a note) passes and says why it was listed in ``<system-out>``; CI systems show
+skipped tests as "not run", which a note is not. With nothing flagged there is one passing
+test case for the file (as ruff does), so a CI system always shows a result. Never capped:
+``tests`` and ``failures`` are the real counts.
+
+Every document is valid against Jenkins' ``junit-10.xsd`` (the tests hold a copy): the
+``<testsuites>`` root carries no ``skipped``, and times are seconds with three decimals.
+The suite's ``time`` is ``Report.elapsed`` when whoever ran the check measured it, else 0;
+samples are checked together in vectorised chunks, so a test case has no time of its own
+and carries 0.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import xml.etree.ElementTree as ET
 
@@ -27,6 +39,7 @@ from softmax_cli.render.words import (
 from softmax_cli.report import Report, SampleResult
 
 SUITE = "softmax-check"
+_NONE = "0.000"  # the time of what was not timed
 
 # Characters XML 1.0 cannot hold at all, escaped or not; a file name could carry one.
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -42,17 +55,22 @@ def render(report: Report, view: View = DEFAULT_VIEW) -> str:
 def document(report: Report, view: View = DEFAULT_VIEW) -> ET.Element:
     """``<testsuites>`` holding one ``<testsuite>`` for the logits file."""
     info = report.input
-    cases = [_case(report, s) for s in report.samples(include_clean=view.include_clean)]
+    classname = _classname(report)
+    cases = [_case(report, s, classname) for s in report.samples(include_clean=view.include_clean)]
     if not cases:
-        cases = [_clean_file_case(report)]
+        cases = [_clean_file_case(report, classname)]
     counts = {
         "tests": str(len(cases)),
         "failures": str(sum(c.find("failure") is not None for c in cases)),
         "errors": "0",
-        "skipped": "0",
     }
-    root = ET.Element("testsuites", {"name": SUITE, **counts})
-    suite = ET.SubElement(root, "testsuite", {"name": _text(f"{SUITE}: {info.logits}"), **counts})
+    time = _seconds(report.elapsed)
+    root = ET.Element("testsuites", {"name": SUITE, **counts, "time": time})
+    suite = ET.SubElement(
+        root,
+        "testsuite",
+        {"name": _text(f"{SUITE}: {info.logits}"), **counts, "skipped": "0", "time": time},
+    )
     properties = ET.SubElement(suite, "properties")
     for name, value in (
         ("logits", info.logits),
@@ -68,9 +86,9 @@ def document(report: Report, view: View = DEFAULT_VIEW) -> ET.Element:
     return root
 
 
-def _case(report: Report, sample: SampleResult) -> ET.Element:
+def _case(report: Report, sample: SampleResult, classname: str) -> ET.Element:
     case = ET.Element(
-        "testcase", {"name": sample_label(sample), "classname": _text(report.input.logits)}
+        "testcase", {"name": sample_label(sample), "classname": classname, "time": _NONE}
     )
     details = _details(report, sample)
     if sample.failing:
@@ -88,11 +106,24 @@ def _case(report: Report, sample: SampleResult) -> ET.Element:
     return case
 
 
-def _clean_file_case(report: Report) -> ET.Element:
+def _clean_file_case(report: Report, classname: str) -> ET.Element:
     """The one passing test case of a report that lists no sample."""
-    case = ET.Element("testcase", {"name": "all samples", "classname": _text(report.input.logits)})
+    case = ET.Element("testcase", {"name": "all samples", "classname": classname, "time": _NONE})
     ET.SubElement(case, "system-out").text = _text(meaning(report))
     return case
+
+
+def _classname(report: Report) -> str:
+    """``softmax-check.`` and the logits path without dots, so Jenkins' split at the last dot
+    gives package ``softmax-check`` and class the whole path (see the module docstring)."""
+    return _text(f"{SUITE}.{report.input.logits.replace('.', '_')}")
+
+
+def _seconds(elapsed: float | None) -> str:
+    """Seconds as Jenkins' schema wants them: digits, a dot, at most three decimals."""
+    if elapsed is None or not math.isfinite(elapsed):
+        return _NONE
+    return f"{max(elapsed, 0.0):.3f}"
 
 
 def _details(report: Report, sample: SampleResult) -> str:
