@@ -12,7 +12,6 @@ import numpy as np
 from softmax_cli import fastpath, kernels
 from softmax_cli.dtypes import ComputeDtype, resolve_compute_dtype
 from softmax_cli.fastpath import ChunkResult
-from softmax_cli.load import check_logits, check_targets
 from softmax_cli.report import (
     DEFAULT_FAIL_ON,
     InputInfo,
@@ -22,6 +21,7 @@ from softmax_cli.report import (
     RowTable,
     parse_fail_on,
 )
+from softmax_cli.validate import check_logits, check_targets
 
 # Rows per piece are chosen so a piece of the work dtype stays near this many bytes: small
 # enough that a piece and its work buffer stay in the L2 cache.

@@ -214,6 +214,7 @@ def run(
                 targets_name=loaded.targets_name,
                 on_progress=on_progress,
             )
+        loaded.verify()  # a corrupt archive member is an input error, not a report
         view = View(include_clean=show_all, max_rows=max_rows)
         # Files for the CI system first: if one cannot be written, exit 2 with nothing on
         # standard output, as for any other error.

@@ -50,6 +50,7 @@ def load_and_check(path: Path, *, as_targets: bool = False) -> None:
         loaded = load_inputs(str(path), None, ArrayKeys())
         for class_axis in (-1, 0):
             check(loaded.logits, loaded.targets, class_axis=class_axis)
+        loaded.verify()
     except SoftmaxCheckError:
         pass
     finally:
@@ -82,8 +83,6 @@ SEEDS = {
     ".npz": [
         _npz(zipfile.ZIP_STORED, logits=LOGITS, targets=TARGETS),
         _npz(zipfile.ZIP_DEFLATED, logits=LOGITS, targets=TARGETS),
-        _npz(zipfile.ZIP_BZIP2, logits=LOGITS),
-        _npz(zipfile.ZIP_LZMA, logits=LOGITS),
     ],
     ".csv": [
         b"a,b,c,target\n1,-2,3.5,2\n1000,0,-inf,-100\n",

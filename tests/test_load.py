@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from softmax_cli.errors import InputError
-from softmax_cli.load import ArrayKeys, check_targets, load_inputs
+from softmax_cli.load import ArrayKeys, load_inputs
+from softmax_cli.validate import check_targets
 
 LOGITS = np.array([[2.0, 1.0, 0.1], [1000.0, 0.0, -1000.0], [0.5, np.inf, -np.inf]])
 TARGETS = np.array([0, 2, 1])
