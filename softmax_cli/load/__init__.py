@@ -18,7 +18,7 @@ from softmax_cli.errors import InputError, UsageError
 from softmax_cli.load import npy, npz, pytorch, safetensors, text
 from softmax_cli.load.files import STDIN, display_name, inspect_path, read_head
 from softmax_cli.load.keys import ArrayKeys, Found, Pending
-from softmax_cli.load.sniff import HEAD_BYTES, is_npy, is_safetensors, is_zip, looks_like
+from softmax_cli.load.sniff import HEAD_BYTES, is_npy, is_npz, is_safetensors, is_zip, looks_like
 
 __all__ = ["FORMATS", "ArrayKeys", "InputFormat", "Loaded", "load_inputs", "read_targets"]
 
@@ -51,13 +51,13 @@ FORMATS = (
         ".npy file", (".npy",), is_npy, "the .npy magic bytes", npy.read_array, npy.read_array
     ),
     InputFormat(
-        ".npz archive", (".npz",), is_zip, "the ZIP magic bytes", npz.read_logits, npz.read_targets
+        ".npz archive", (".npz",), is_npz, "the ZIP magic bytes", npz.read_logits, npz.read_targets
     ),
     InputFormat(
         ".safetensors file",
         (".safetensors",),
         is_safetensors,
-        "a safetensors header (its length, then '{')",
+        "a safetensors header: 8 bytes of length, then '{'",
         safetensors.read_logits,
         safetensors.read_targets,
     ),
@@ -146,9 +146,9 @@ def _format(path: str, role: str) -> InputFormat:
     if fmt.magic is not None:
         head = read_head(path, suffix, HEAD_BYTES)
         if not fmt.magic(head):
-            raise InputError(
-                path,
-                f"is not a {fmt.noun} (it does not start with {fmt.signature})",
-                looks_like(head),
-            )
+            seen = looks_like(head)  # what it is, and which name would read it
+            problem = f"is not a {fmt.noun}"
+            if seen is None:
+                problem += f" (it does not start with {fmt.signature})"
+            raise InputError(path, problem, seen)
     return fmt

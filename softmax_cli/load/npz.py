@@ -213,12 +213,17 @@ def _data_start(handle: BinaryIO, where: str, info: zipfile.ZipInfo) -> int:
 
 
 def _zip64_sizes(extra: bytes, size: int, compressed: int) -> tuple[int, int]:
-    """The real sizes of a ZIP64 local header, from its extra field (uncompressed first)."""
+    """The real sizes of a ZIP64 local header: each size field that is 0xFFFFFFFF is in the
+    extra field (uncompressed first; a local header's ZIP64 record holds both)."""
     at = 0
     while at + 4 <= len(extra):
         tag, length = struct.unpack_from("<HH", extra, at)
         if tag == _ZIP64_EXTRA and length >= 16 and at + 4 + length <= len(extra):
-            return struct.unpack_from("<QQ", extra, at + 4)
+            size64, compressed64 = struct.unpack_from("<QQ", extra, at + 4)
+            return (
+                size64 if size == 0xFFFFFFFF else size,
+                compressed64 if compressed == 0xFFFFFFFF else compressed,
+            )
         at += 4 + length
     return size, compressed
 

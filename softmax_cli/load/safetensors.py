@@ -46,7 +46,7 @@ _LENGTH = struct.Struct("<Q")
 def read_logits(path: str, keys: ArrayKeys) -> Found:
     """The logits tensor, and the targets if the file carries them too."""
     tensors = _tensors(path)
-    floats = [name for name, (dtype, _) in tensors.items() if dtype in FLOAT_DTYPES]
+    floats = [name for name, (dtype, _, _) in tensors.items() if dtype in FLOAT_DTYPES]
     choice = choose_logits(path, list(tensors), keys, floats, kind=".safetensors file")
     targets = _array(path, tensors, choice.targets) if choice.targets else None
     return Found(_array(path, tensors, choice.logits), targets)
@@ -121,7 +121,8 @@ def _declared(path: str) -> dict[str, tuple[str, tuple[int, ...]]]:
         raise InputError(
             path,
             f"is not a valid safetensors file: {reason}",
-            "it may have been cut short while being written or copied",
+            "its header does not describe its bytes: it was cut short, damaged, or not "
+            "written by safetensors",
         ) from None
     except OSError as exc:
         raise InputError(path, f"cannot be read: {os_reason(exc)}") from None

@@ -35,12 +35,15 @@ def is_torch_zip(head: bytes) -> bool:
     return name == b"data.pkl" or name.endswith(b"/data.pkl")
 
 
+def is_npz(head: bytes) -> bool:
+    """A ZIP archive that is not a torch.save file (which is a ZIP too)."""
+    return is_zip(head) and not is_torch_zip(head)
+
+
 def is_safetensors(head: bytes) -> bool:
-    """An 8-byte little-endian header length, then the header's JSON object."""
-    if len(head) < 9:
-        return False
-    length = int.from_bytes(head[:8], "little")
-    return 2 <= length <= MAX_SAFETENSORS_HEADER and head[8:9] == b"{"
+    """An 8-byte little-endian header length, then the header's JSON object (whether the
+    length is sane is the reader's to say)."""
+    return len(head) >= 9 and int.from_bytes(head[:8], "little") >= 2 and head[8:9] == b"{"
 
 
 def is_pickle(head: bytes) -> bool:
@@ -59,7 +62,7 @@ _COMPRESSED = (
 def looks_like(head: bytes) -> str | None:
     """What a file that is not in the format its name says seems to be, and what reads it."""
     # safetensors first: its header length may start with 0x80 and look like a pickle.
-    if is_safetensors(head):
+    if is_safetensors(head) and int.from_bytes(head[:8], "little") <= MAX_SAFETENSORS_HEADER:
         return "it looks like a safetensors file; name it .safetensors"
     if is_npy(head):
         return "it looks like a .npy file (NumPy binary); name it .npy"
@@ -69,8 +72,9 @@ def looks_like(head: bytes) -> str | None:
         return "it looks like a ZIP archive, as an .npz file is; name it .npz"
     if is_pickle(head):
         return (
-            "it looks like a Python pickle, which softmax-check never loads; save the arrays "
-            "with np.save, safetensors or a current torch.save instead"
+            "it looks like a Python pickle (or a torch.save file from before PyTorch 1.6), "
+            "which softmax-check never loads; save the arrays with np.save, safetensors "
+            "or a current torch.save instead"
         )
     for magic, name, tool in _COMPRESSED:
         if head.startswith(magic):
