@@ -9,6 +9,7 @@ error says how to get it, or how to convert the file to safetensors.
 from __future__ import annotations
 
 import importlib
+import pickle
 from types import ModuleType
 from typing import Any
 
@@ -59,13 +60,18 @@ def _tensors(path: str) -> dict[str, Any]:
     torch = _torch(path)
     try:
         loaded = torch.load(path, weights_only=True, mmap=True, map_location="cpu")
-    except Exception as exc:
+    except pickle.UnpicklingError as exc:  # the restricted unpickler met something else
         raise InputError(
             path,
-            f"cannot be loaded as tensors (torch.load with weights_only=True refused it): "
-            f"{first_line(exc)}",
-            "softmax-check never unpickles arbitrary objects; save plain tensors or a dict "
-            "of tensors with a current torch.save, or save the arrays as .safetensors",
+            f"holds Python objects besides tensors: {_refusal(exc)}",
+            "softmax-check loads only tensors (torch.load with weights_only=True); save the "
+            "logits tensor, or a dict of tensors, with torch.save, or save them as .safetensors",
+        ) from None
+    except Exception as exc:  # torch raises anything from a damaged archive
+        raise InputError(
+            path,
+            f"cannot be loaded as tensors: {first_line(exc)}",
+            "it may have been cut short while being written or copied",
         ) from None
     if isinstance(loaded, torch.Tensor):
         return {"logits": loaded}
@@ -82,9 +88,19 @@ def _tensors(path: str) -> dict[str, Any]:
     )
 
 
+def _refusal(exc: pickle.UnpicklingError) -> str:
+    """torch's reason for refusing (the object it met), without its paragraphs about
+    weights_only and its documentation."""
+    for line in str(exc).splitlines():
+        line = line.strip().removeprefix("WeightsUnpickler error:").strip()
+        if line and "weights_only" not in line and not line.startswith("Check the doc"):
+            return line if len(line) <= 120 else line[:117] + "..."
+    return "an object the restricted unpickler refuses"
+
+
 def _array(path: str, name: str, tensor: Any) -> np.ndarray:
     """The tensor as a read-only NumPy array sharing its (memory-mapped) storage."""
-    import torch  # already imported by _tensors
+    torch = _torch(path)  # imported already: this only looks it up
 
     tensor = tensor.detach()
     if tensor.is_sparse or tensor.layout != torch.strided:
