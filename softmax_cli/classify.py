@@ -94,6 +94,8 @@ def check_loaded(
             options.ignore_index,
         )
     findings, measures = _classify(rows, targets, options.ignore_index, compute_dtype, on_progress)
+    # A corrupt archive member is an input error, not a report: wait for its CRC check.
+    loaded.verify()
     return Report(
         input=InputInfo(
             logits=loaded.logits_name,

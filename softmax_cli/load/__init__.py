@@ -1,153 +1,154 @@
-"""Paths -> arrays. Every way a file can be wrong ends here as an InputError naming it.
+"""Paths -> arrays: the one table of input formats, and the dispatch through it.
 
-One module per format (``npy``, ``npz``, ``text``); this module picks the format from the
-file name and checks what every format must satisfy: real numeric logits with at least one
-sample and one class, and integer targets that fit them.
+Each format is one module (``npy``, ``npz``, ``safetensors``, ``torch``, ``text``) and one
+row of :data:`FORMATS`; the row's magic test is checked here first, so a file in another
+format than its name says is refused with what it seems to be. Shared helpers live in
+``files``, ``sniff`` and ``keys``; array validation in ``softmax_cli.validate``.
 """
 
 from __future__ import annotations
 
-import os
-import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
 from softmax_cli.errors import InputError, UsageError
+from softmax_cli.load import npy, npz, pytorch, safetensors, text
+from softmax_cli.load.files import STDIN, display_name, inspect_path, read_head
+from softmax_cli.load.keys import ArrayKeys, Found, Pending
+from softmax_cli.load.sniff import HEAD_BYTES, is_npy, is_npz, is_safetensors, is_zip, looks_like
 
-STDIN = "-"
-LOGITS_FORMATS = (".npy", ".npz", ".csv")
-TARGETS_FORMATS = (".npy", ".npz", ".csv", ".txt")
+__all__ = ["FORMATS", "ArrayKeys", "InputFormat", "Loaded", "load_inputs", "read_targets"]
+
+Reader = Callable[[str, ArrayKeys], Found]
+
+
+def _csv_logits(path: str, keys: ArrayKeys) -> Found:
+    logits, targets = text.read_logits(path, keys.target_column)
+    return Found(logits, targets)
+
+
+def _text_targets(path: str, keys: ArrayKeys) -> Found:
+    return Found(text.read_targets(path))
+
+
+@dataclass(frozen=True)
+class InputFormat:
+    """One input format: the file names it has, how its files begin, and its readers."""
+
+    noun: str  # what a file of this format is called in messages
+    suffixes: tuple[str, ...]
+    magic: Callable[[bytes], bool] | None  # None: text, read as a stream (maybe a pipe)
+    signature: str  # what ``magic`` looks for, for the message when it is missing
+    read_logits: Reader | None  # None: the format holds targets only
+    read_targets: Reader
+
+
+FORMATS = (
+    InputFormat(
+        ".npy file", (".npy",), is_npy, "the .npy magic bytes", npy.read_array, npy.read_array
+    ),
+    InputFormat(
+        ".npz archive", (".npz",), is_npz, "the ZIP magic bytes", npz.read_logits, npz.read_targets
+    ),
+    InputFormat(
+        ".safetensors file",
+        (".safetensors",),
+        is_safetensors,
+        "a safetensors header: 8 bytes of length, then '{'",
+        safetensors.read_logits,
+        safetensors.read_targets,
+    ),
+    InputFormat(
+        "PyTorch file",
+        (".pt", ".pth"),
+        is_zip,
+        "the ZIP magic bytes of a torch.save file",
+        pytorch.read_logits,
+        pytorch.read_targets,
+    ),
+    InputFormat("CSV file", (".csv",), None, "", _csv_logits, _text_targets),
+    InputFormat("text file", (".txt",), None, "", None, _text_targets),
+)
+LOGITS_FORMATS = tuple(s for f in FORMATS if f.read_logits is not None for s in f.suffixes)
+TARGETS_FORMATS = tuple(s for f in FORMATS for s in f.suffixes)
 
 
 @dataclass(frozen=True, eq=False)
 class Loaded:
-    """Arrays read from the inputs, with the names to show for them."""
+    """Arrays read from the inputs, with the names to show for them.
+
+    Call :meth:`verify` after the check and before writing any report: memory-mapped
+    archive members are verified (CRC-32) while the check reads them.
+    """
 
     logits: np.ndarray
     targets: np.ndarray | None
     logits_name: str
     targets_name: str | None
     from_text: bool  # parsed from CSV: ``--dtype auto`` computes these in float32
+    pending: tuple[Pending, ...] = ()
 
-
-@dataclass(frozen=True)
-class ArrayKeys:
-    """Which arrays to read from an archive, and which CSV column holds targets."""
-
-    logits: str | None = None  # None: "logits", or the archive's lone array
-    targets: str | None = None  # None: "targets" if present
-    target_column: str | None = None  # None: "target" if the header has it
+    def verify(self) -> None:
+        """Wait for the integrity checks still running; InputError if an input is corrupt."""
+        for check in self.pending:
+            check.wait()
 
 
 def load_inputs(logits_path: str, targets_path: str | None, keys: ArrayKeys) -> Loaded:
     """Read the logits (and targets: from ``targets_path``, or carried by the logits file)."""
-    # Imported here so that each format's module loads only when that format is read.
-    from softmax_cli.load import npy, npz, text
-
     if logits_path == STDIN and targets_path == STDIN:
         raise UsageError("logits and --targets cannot both be read from standard input ('-')")
-    suffix = _suffix(logits_path, LOGITS_FORMATS, "logits")
-    if suffix == ".npy":
-        logits, carried = npy.read_array(logits_path), None
-    elif suffix == ".npz":
-        logits, carried = npz.read_logits(logits_path, keys)
-    else:
-        logits, carried = text.read_logits(logits_path, keys.target_column)
-
-    targets, targets_name = carried, (logits_path if carried is not None else None)
+    fmt = _format(logits_path, "logits")
+    assert fmt.read_logits is not None  # _format picks logits formats only
+    found = fmt.read_logits(logits_path, keys)
+    targets, targets_name = found.targets, (logits_path if found.targets is not None else None)
+    pending = found.pending
     if targets_path is not None:
-        targets, targets_name = read_targets(targets_path, keys), targets_path
-    return Loaded(logits, targets, _display(logits_path), targets_name, suffix == ".csv")
+        extra = _read_targets(targets_path, keys)
+        targets, targets_name, pending = extra.array, targets_path, pending + extra.pending
+    return Loaded(
+        found.array, targets, display_name(logits_path), targets_name, fmt.magic is None, pending
+    )
 
 
 def read_targets(path: str, keys: ArrayKeys) -> np.ndarray:
-    from softmax_cli.load import npy, npz, text
-
-    suffix = _suffix(path, TARGETS_FORMATS, "targets")
-    if suffix == ".npy":
-        return npy.read_array(path)
-    if suffix == ".npz":
-        return npz.read_targets(path, keys)
-    return text.read_targets(path)
+    """The targets in ``path``, with any integrity check on them done before returning."""
+    found = _read_targets(path, keys)
+    for check in found.pending:
+        check.wait()
+    return found.array
 
 
-def _suffix(path: str, allowed: tuple[str, ...], role: str) -> str:
+def _read_targets(path: str, keys: ArrayKeys) -> Found:
+    return _format(path, "targets").read_targets(path, keys)
+
+
+def _format(path: str, role: str) -> InputFormat:
+    """The row for ``path``'s suffix, once its first bytes have been found to match."""
     if path == STDIN:
-        return ".csv"
+        return next(f for f in FORMATS if ".csv" in f.suffixes)  # standard input is CSV
     # A missing or unreadable file is the more useful thing to hear about than its name.
     inspect_path(path, binary=False)
     suffix = Path(path).suffix.lower()
-    if suffix not in allowed:
+    for fmt in FORMATS:
+        if suffix in fmt.suffixes and (role == "targets" or fmt.read_logits is not None):
+            break
+    else:
+        allowed = LOGITS_FORMATS if role == "logits" else TARGETS_FORMATS
         raise InputError(
             path,
             f"unknown {role} format {suffix or '(no extension)'!r}",
             f"{role} are read from {', '.join(allowed)} files",
         )
-    return suffix
-
-
-def _display(path: str) -> str:
-    return "<stdin>" if path == STDIN else path
-
-
-def inspect_path(path: str, *, binary: bool) -> os.stat_result:
-    """The file's status, or an InputError saying why it cannot be read.
-
-    ``binary`` formats are seeked and memory-mapped, so they must be regular files; text may
-    also come from a pipe or a device. Nothing here opens the file, so a FIFO never blocks.
-    """
-    try:
-        status = os.stat(path)
-    except FileNotFoundError:
-        raise InputError(path, "no such file") from None
-    except PermissionError:
-        raise InputError(path, "permission denied (cannot look up the file)") from None
-    except (OSError, ValueError) as exc:  # ELOOP, ENAMETOOLONG, an embedded NUL byte, ...
-        raise InputError(path, f"cannot be opened: {os_reason(exc)}") from None
-    if stat.S_ISDIR(status.st_mode):
-        raise InputError(path, "is a directory, not a file")
-    if binary and not stat.S_ISREG(status.st_mode):
-        raise InputError(path, "is not a regular file (a pipe or a device cannot be memory-mapped)")
-    if not os.access(path, os.R_OK):
-        raise InputError(path, "permission denied (the file is not readable)")
-    return status
-
-
-def open_binary(path: str, kind: str) -> BinaryIO:
-    """``path`` opened read-only for reading bytes, after :func:`inspect_path`."""
-    status = inspect_path(path, binary=True)
-    if status.st_size == 0:
-        raise InputError(path, f"is empty (0 bytes), not a {kind} file")
-    try:
-        return open(path, "rb")  # the caller closes it
-    except OSError as exc:
-        raise InputError(path, f"cannot be opened: {os_reason(exc)}") from None
-
-
-def os_reason(exc: BaseException) -> str:
-    """The operating system's reason without the file name we already print."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
-    return str(exc) or type(exc).__name__
-
-
-NPY_MAGIC = b"\x93NUMPY"
-ZIP_MAGIC = b"PK\x03\x04"
-
-
-def looks_like(head: bytes) -> str | None:
-    """What a file that is not in the format its name says seems to be, from its first bytes."""
-    if head.startswith(NPY_MAGIC):
-        return "it looks like a .npy file (NumPy binary)"
-    if head.startswith((ZIP_MAGIC, b"PK\x05\x06")):
-        return "it looks like a ZIP archive, as an .npz file is"
-    if head.startswith(b"\x80") and len(head) > 1 and head[1] <= 5:
-        return "it looks like a Python pickle, which softmax-check never loads"
-    if head.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ")):
-        return "it looks like a compressed file (gzip, bzip2 or xz): decompress it first"
-    if len(head) >= 8 and int.from_bytes(head[:8], "little") < (1 << 24) and head[8:9] == b"{":
-        return "it looks like a .safetensors file"
-    return None
+    if fmt.magic is not None:
+        head = read_head(path, suffix, HEAD_BYTES)
+        if not fmt.magic(head):
+            seen = looks_like(head)  # what it is, and which name would read it
+            problem = f"is not a {fmt.noun}"
+            if seen is None:
+                problem += f" (it does not start with {fmt.signature})"
+            raise InputError(path, problem, seen)
+    return fmt

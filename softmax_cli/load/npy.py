@@ -15,7 +15,9 @@ from typing import BinaryIO
 import numpy as np
 
 from softmax_cli.errors import InputError
-from softmax_cli.load import NPY_MAGIC, looks_like, open_binary, os_reason
+from softmax_cli.load.files import byte_count, first_line, open_binary, os_reason
+from softmax_cli.load.keys import ArrayKeys, Found
+from softmax_cli.load.sniff import NPY_MAGIC, looks_like
 
 # The largest byte count NumPy can index: anything above is an absurd header, not data.
 _MAX_BYTES = np.iinfo(np.intp).max
@@ -53,13 +55,13 @@ class ArrayHeader:
         return "F" if self.fortran_order else "C"
 
 
-def read_array(path: str) -> np.ndarray:
+def read_array(path: str, keys: ArrayKeys | None = None) -> Found:
     """The array in ``path``, memory-mapped read-only (pages are read as the chunk loop
-    reaches them)."""
+    reaches them). A .npy file holds one array, so ``keys`` has nothing to pick."""
     with open_binary(path, ".npy") as handle:
         size = _file_size(handle)
         header = read_header(handle, path, size)
-    return map_array(path, header, offset=header.size)
+    return Found(map_array(path, header, offset=header.size))
 
 
 def read_header(stream: BinaryIO, source: str, total: int) -> ArrayHeader:
@@ -75,7 +77,7 @@ def read_header(stream: BinaryIO, source: str, total: int) -> ArrayHeader:
             raise InputError(
                 source,
                 "is not a .npy file (it does not start with the .npy magic bytes)",
-                f"{seen}; check the file name's extension" if seen else None,
+                seen,
             )
         if len(head) < len(NPY_MAGIC) + 2:
             raise InputError(source, "is truncated: it ends inside the .npy header")
@@ -95,7 +97,7 @@ def read_header(stream: BinaryIO, source: str, total: int) -> ArrayHeader:
     except InputError:
         raise
     except _HEADER_ERRORS as exc:
-        raise InputError(source, f"has a corrupt .npy header: {_first_line(exc)}") from None
+        raise InputError(source, f"has a corrupt .npy header: {first_line(exc)}") from None
     except OSError as exc:
         raise InputError(source, f"cannot be read: {os_reason(exc)}") from None
     header = ArrayHeader(np.dtype(dtype), tuple(shape), bool(fortran_order), size)
@@ -131,7 +133,7 @@ def _check_header(header: ArrayHeader, source: str, available: int) -> None:
         raise InputError(
             source,
             f"is truncated: its header declares shape {shape} of {dtype} "
-            f"({_bytes(nbytes)}) but only {_bytes(max(available, 0))} of data follow",
+            f"({byte_count(nbytes)}) but only {byte_count(max(available, 0))} of data follow",
             "the file was probably cut short while being written or copied",
         )
 
@@ -150,7 +152,7 @@ def map_array(path: str, header: ArrayHeader, offset: int) -> np.ndarray:
             order=header.order,
         )
     except (ValueError, OverflowError) as exc:
-        raise InputError(path, f"cannot be mapped: {_first_line(exc)}") from None
+        raise InputError(path, f"cannot be mapped: {first_line(exc)}") from None
     except OSError as exc:
         raise InputError(path, f"cannot be memory-mapped: {os_reason(exc)}") from None
 
@@ -160,16 +162,3 @@ def _file_size(handle: BinaryIO) -> int:
     size = handle.tell()
     handle.seek(0)
     return size
-
-
-def _bytes(count: int) -> str:
-    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if count >= scale:
-            return f"{count / scale:.1f} {unit}"
-    return f"{count} bytes"
-
-
-def _first_line(exc: BaseException) -> str:
-    """An exception's message cut to one short line (NumPy's may quote a whole header)."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text if len(text) <= 160 else text[:157] + "..."

@@ -1,10 +1,15 @@
-"""``.npz`` archives: arrays picked by name, never unpickled, stored ones memory-mapped."""
+"""``.npz`` archives: arrays picked by name, never unpickled, stored ones memory-mapped.
+
+Stored members (``np.savez``) are memory-mapped straight from the archive file, after their
+local header has been checked against the central directory, and their CRC-32 is verified
+over the bytes the check reads (see integrity.py). Deflated members (``np.savez_compressed``)
+are decompressed, but only after their declared size has been checked against what deflate
+can produce and what this machine can hold. Nothing else is read: NumPy writes no other
+compression method.
+"""
 
 from __future__ import annotations
 
-import bz2
-import contextlib
-import lzma
 import os
 import struct
 import zipfile
@@ -14,77 +19,35 @@ from typing import BinaryIO
 import numpy as np
 
 from softmax_cli.errors import InputError
-from softmax_cli.load import ZIP_MAGIC, ArrayKeys, looks_like, npy, open_binary
+from softmax_cli.load import npy
+from softmax_cli.load.files import byte_count, first_line, open_binary
+from softmax_cli.load.integrity import INLINE_BYTES, CrcCheck
+from softmax_cli.load.keys import ArrayKeys, Found, choose_logits, choose_targets
+from softmax_cli.load.sniff import ZIP_MAGIC
 
-DEFAULT_LOGITS_KEY = "logits"
-DEFAULT_TARGETS_KEY = "targets"
 
-
-def read_logits(path: str, keys: ArrayKeys) -> tuple[np.ndarray, np.ndarray | None]:
+def read_logits(path: str, keys: ArrayKeys) -> Found:
     """The logits array, and the targets if the archive carries them too."""
     with _open(path) as archive:
-        names = list(archive.files)
-        logits_key = _choose_logits_key(path, names, keys.logits)
-        targets_key = keys.targets or DEFAULT_TARGETS_KEY
-        if keys.targets is not None and targets_key not in names:
-            raise InputError(path, f"has no array {targets_key!r} (it has {_listing(names)})")
-        carried = targets_key if targets_key in names and targets_key != logits_key else None
-        logits = _member(path, archive, logits_key)
-        targets = _member(path, archive, carried) if carried else None
-    return logits, targets
+        choice = choose_logits(path, archive.files, keys, kind=".npz archive")
+        logits, logits_check = _member(path, archive, choice.logits)
+        targets, targets_check = (None, None)
+        if choice.targets is not None:
+            targets, targets_check = _member(path, archive, choice.targets)
+    pending = tuple(c for c in (logits_check, targets_check) if c is not None)
+    return Found(logits, targets, pending)
 
 
-def read_targets(path: str, keys: ArrayKeys) -> np.ndarray:
+def read_targets(path: str, keys: ArrayKeys) -> Found:
     """The targets array: ``--targets-key``, else ``targets``, else the archive's lone array."""
     with _open(path) as archive:
-        names = list(archive.files)
-        if keys.targets is not None or DEFAULT_TARGETS_KEY in names:
-            key = keys.targets or DEFAULT_TARGETS_KEY
-        elif len(names) == 1:
-            key = names[0]
-        else:
-            raise InputError(
-                path,
-                f"cannot tell which array holds the targets (it has {_listing(names)})",
-                "name it with --targets-key",
-            )
-        if key not in names:
-            raise InputError(path, f"has no array {key!r} (it has {_listing(names)})")
-        return _member(path, archive, key)
-
-
-def _choose_logits_key(path: str, names: list[str], requested: str | None) -> str:
-    if requested is not None:
-        if requested not in names:
-            raise InputError(path, f"has no array {requested!r} (it has {_listing(names)})")
-        return requested
-    if DEFAULT_LOGITS_KEY in names:
-        return DEFAULT_LOGITS_KEY
-    if len(names) == 1:
-        return names[0]
-    others = [n for n in names if n != DEFAULT_TARGETS_KEY]
-    if len(others) == 1:
-        return others[0]
-    if not names:
-        raise InputError(path, "is an empty .npz archive (it holds no arrays)")
-    raise InputError(
-        path,
-        f"cannot tell which array holds the logits (it has {_listing(names)})",
-        "name it with --logits-key",
-    )
-
-
-def _listing(names: list[str]) -> str:
-    return ", ".join(repr(n) for n in names) if names else "no arrays"
+        targets, check = _member(path, archive, choose_targets(path, archive.files, keys))
+    return Found(targets, None, (check,) if check is not None else ())
 
 
 class _Archive:
-    """A read-only .npz: the ZIP directory, and each array by its name (``x`` for ``x.npy``).
-
-    Stored members (``np.savez``) are memory-mapped straight from the archive file; compressed
-    ones (``np.savez_compressed``) are decompressed, but only after their declared size has
-    been checked against what the archive says and what this machine can hold.
-    """
+    """A read-only .npz: the ZIP directory, and each member by its array's name (``x`` for
+    ``x.npy``)."""
 
     def __init__(self, path: str, archive: zipfile.ZipFile) -> None:
         self.path = path
@@ -105,26 +68,15 @@ class _Archive:
     def __exit__(self, *exc_info: object) -> None:
         self.zip.close()
 
-    def __getitem__(self, key: str) -> np.ndarray:
-        return _member(self.path, self, key)
-
 
 def _open(path: str) -> _Archive:
-    with open_binary(path, ".npz") as handle:
-        head = handle.read(4)
-        if not head.startswith((ZIP_MAGIC, b"PK\x05\x06")):
-            seen = looks_like(head + handle.read(8))
-            raise InputError(
-                path,
-                "is not a .npz archive (it does not start with the ZIP magic bytes)",
-                f"{seen}; check the file name's extension" if seen else None,
-            )
+    open_binary(path, ".npz").close()  # a missing, empty or unreadable file, by name
     try:
         archive = zipfile.ZipFile(path, "r")
     except _ZIP_ERRORS as exc:
         raise InputError(
             path,
-            f"is not a readable .npz archive: {_reason(exc)}",
+            f"is not a readable .npz archive: {first_line(exc)}",
             "it may have been cut short while being written or copied",
         ) from None
     try:
@@ -134,13 +86,13 @@ def _open(path: str) -> _Archive:
         raise
     except _ZIP_ERRORS as exc:  # a member's name zipfile cannot make sense of
         archive.close()
-        raise InputError(path, f"is not a readable .npz archive: {_reason(exc)}") from None
+        raise InputError(path, f"is not a readable .npz archive: {first_line(exc)}") from None
 
 
-# What zipfile and the decompressors raise on a corrupt archive, besides OSError: a bad
-# directory (BadZipFile, struct.error, ValueError, IndexError), an undecodable name
-# (UnicodeError), an unsupported method (NotImplementedError), encryption (RuntimeError), a
-# broken stream (zlib.error, lzma.LZMAError, EOFError), absurd sizes (OverflowError).
+# What zipfile and zlib raise on a corrupt archive, besides OSError: a bad directory
+# (BadZipFile, struct.error, ValueError, IndexError), an undecodable name (UnicodeError), an
+# unsupported method (NotImplementedError), encryption (RuntimeError), a broken stream
+# (zlib.error, EOFError), absurd sizes (OverflowError).
 _ZIP_ERRORS = (
     zipfile.BadZipFile,
     zipfile.LargeZipFile,
@@ -154,18 +106,19 @@ _ZIP_ERRORS = (
     RuntimeError,
     OverflowError,
     zlib.error,
-    lzma.LZMAError,
 )
 
 # Deflate cannot compress better than about 1032:1; a member that claims more is lying.
 _DEFLATE_MAX_RATIO = 1032
-_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, ..., name length, extra length
+# signature, version, flags, method, time, date, CRC-32, sizes, name and extra lengths
+_LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
+_ZIP64_EXTRA = 0x0001
+_DATA_DESCRIPTOR = 0x08  # general purpose flag: CRC and sizes follow the data instead
 # A compressed member's trailing bytes after its array are read (to reach the CRC check)
 # only up to this many; np.save writes none.
 _MAX_TRAILING = 1 << 20
 _READ_CHUNK = 1 << 22
-# xz -9 uses 64 MiB; nothing that writes .npz members needs more.
-_MAX_LZMA_DICTIONARY = 1 << 28
+_REFUSED_METHODS = {zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "LZMA"}
 
 
 def _memory_cap() -> int:
@@ -186,138 +139,134 @@ def _memory_cap() -> int:
 MAX_DECOMPRESSED_BYTES = _memory_cap()
 
 
-def _member(path: str, archive: _Archive, key: str) -> np.ndarray:
+def _member(path: str, archive: _Archive, key: str) -> tuple[np.ndarray, CrcCheck | None]:
+    """One member's array, and for a memory-mapped one the CRC check running on it."""
     info = archive.members[key]
     where = f"{path}: array {key!r}"
     if info.flag_bits & 0x1:
         raise InputError(path, f"array {key!r} is encrypted; softmax-check reads plain .npz files")
+    if info.compress_type in _REFUSED_METHODS:
+        raise InputError(
+            where,
+            f"uses {_REFUSED_METHODS[info.compress_type]} compression, which softmax-check "
+            "does not read; np.savez_compressed writes deflate",
+            "save it again with np.savez (memory-mapped) or np.savez_compressed",
+        )
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise InputError(
+            where,
+            f"uses ZIP compression method {info.compress_type}, which softmax-check "
+            "does not read (np.savez_compressed writes deflate)",
+        )
     try:
         if info.compress_type == zipfile.ZIP_STORED:
             return _mapped_member(path, where, info)
-        return _decompressed_member(path, archive.zip, where, info)
+        return _decompressed_member(path, archive.zip, where, info), None
     except InputError:
         raise
     except _ZIP_ERRORS as exc:
-        raise InputError(path, f"array {key!r} cannot be read: {_reason(exc)}") from None
+        raise InputError(path, f"array {key!r} cannot be read: {first_line(exc)}") from None
 
 
 def _data_start(handle: BinaryIO, where: str, info: zipfile.ZipInfo) -> int:
-    """Where a member's (possibly compressed) bytes begin in the archive file."""
+    """Where a member's (possibly compressed) bytes begin in the archive file, after its
+    local header has been found to describe the same member as the central directory."""
     archive_size = os.fstat(handle.fileno()).st_size
     handle.seek(info.header_offset)
     local = handle.read(_LOCAL_HEADER.size)
     if len(local) < _LOCAL_HEADER.size:
         raise InputError(where, "is truncated: the archive ends inside its header")
-    signature, name_length, extra_length = _LOCAL_HEADER.unpack(local)
+    (signature, _, flags, method, _, _, crc, compressed, size, name_length, extra_length) = (
+        _LOCAL_HEADER.unpack(local)
+    )
     if signature != ZIP_MAGIC:
         raise InputError(where, "is corrupt: its ZIP header is missing or damaged")
-    start = info.header_offset + _LOCAL_HEADER.size + name_length + extra_length
+    name = handle.read(name_length)
+    extra = handle.read(extra_length)
+    if len(name) < name_length or len(extra) < extra_length:
+        raise InputError(where, "is truncated: the archive ends inside its header")
+    if 0xFFFFFFFF in (compressed, size):
+        size, compressed = _zip64_sizes(extra, size, compressed)
+    encoding = "utf-8" if info.flag_bits & 0x800 else "cp437"
+    disagree = []
+    if name != info.orig_filename.encode(encoding, "replace"):
+        disagree.append(f"the name {name.decode(encoding, 'replace')!r}")
+    if method != info.compress_type:
+        disagree.append(f"compression method {method}")
+    if not flags & _DATA_DESCRIPTOR and (crc, compressed, size) != (
+        info.CRC,
+        info.compress_size,
+        info.file_size,
+    ):
+        disagree.append("other sizes or CRC")
+    if disagree:
+        raise InputError(
+            where,
+            f"is corrupt: its local ZIP header gives {' and '.join(disagree)}, "
+            "unlike the archive's directory",
+            "the archive was damaged or edited after it was written; write it again",
+        )
+    start = handle.tell()
     if start + info.compress_size > archive_size:
         raise InputError(where, "is truncated: the archive ends inside its data")
     return start
 
 
-def _mapped_member(path: str, where: str, info: zipfile.ZipInfo) -> np.ndarray:
+def _zip64_sizes(extra: bytes, size: int, compressed: int) -> tuple[int, int]:
+    """The real sizes of a ZIP64 local header: each size field that is 0xFFFFFFFF is in the
+    extra field (uncompressed first; a local header's ZIP64 record holds both)."""
+    at = 0
+    while at + 4 <= len(extra):
+        tag, length = struct.unpack_from("<HH", extra, at)
+        if tag == _ZIP64_EXTRA and length >= 16 and at + 4 + length <= len(extra):
+            size64, compressed64 = struct.unpack_from("<QQ", extra, at + 4)
+            return (
+                size64 if size == 0xFFFFFFFF else size,
+                compressed64 if compressed == 0xFFFFFFFF else compressed,
+            )
+        at += 4 + length
+    return size, compressed
+
+
+def _mapped_member(path: str, where: str, info: zipfile.ZipInfo) -> tuple[np.ndarray, CrcCheck]:
     """A stored member memory-mapped read-only where its bytes lie in the archive file."""
     if info.compress_size != info.file_size:
         raise InputError(where, "is corrupt: a stored member whose sizes disagree")
     with open(path, "rb") as handle:
         data_start = _data_start(handle, where, info)
         handle.seek(data_start)
-        header = npy.read_header(handle, where, info.file_size)
-    return npy.map_array(path, header, offset=data_start + header.size)
-
-
-class _BoundedInflater:
-    """A bzip2 or LZMA member decompressed at most ``n`` bytes per read.
-
-    zipfile hands these decompressors whole chunks of input with no output limit, and a
-    few kilobytes of bzip2 can expand to gigabytes; ``max_length`` keeps each step small.
-    """
-
-    def __init__(self, handle: BinaryIO, where: str, info: zipfile.ZipInfo) -> None:
-        self.handle = handle
-        self.where = where
-        self.info = info
-        handle.seek(_data_start(handle, where, info))
-        self.left = info.compress_size
-        self.position = 0
-        self.crc = 0
-        if info.compress_type == zipfile.ZIP_BZIP2:
-            self.decompressor = bz2.BZ2Decompressor()
-        elif info.compress_type == zipfile.ZIP_LZMA:
-            # ZIP's LZMA: a 4-byte header (version, properties size), properties, raw LZMA1.
-            head = self._raw(4)
-            size = struct.unpack("<2xH", head)[0] if len(head) == 4 else 0
-            properties = self._raw(size)
-            if len(head) < 4 or len(properties) < size:
-                raise InputError(where, "is truncated: it ends inside its LZMA header")
-            lzma_filter = lzma._decode_filter_properties(lzma.FILTER_LZMA1, properties)
-            # The decoder allocates the declared dictionary up front: bound it, as xz does.
-            if lzma_filter.get("dict_size", 0) > _MAX_LZMA_DICTIONARY:
-                raise InputError(
-                    where, f"declares an LZMA dictionary of {lzma_filter['dict_size']:,} bytes"
-                )
-            self.decompressor = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[lzma_filter])
-        else:
-            raise InputError(
-                where,
-                f"uses ZIP compression method {info.compress_type}, which softmax-check "
-                "does not read (np.savez_compressed writes deflate)",
-            )
-
-    def _raw(self, n: int) -> bytes:
-        data = self.handle.read(min(n, self.left))
-        self.left -= len(data)
-        return data
-
-    def tell(self) -> int:
-        return self.position
-
-    def read(self, n: int) -> bytes:
-        out = b""
-        while len(out) < n and not self.decompressor.eof:
-            if self.decompressor.needs_input:
-                raw = self._raw(1 << 16)
-                if not raw:
-                    break
-            else:
-                raw = b""
-            out += self.decompressor.decompress(raw, n - len(out))
-        self.position += len(out)
-        self.crc = zlib.crc32(out, self.crc)
-        return out
-
-    def check_crc(self) -> None:
-        if self.position == self.info.file_size and self.crc != self.info.CRC:
-            raise InputError(self.where, "is corrupt: its CRC does not match its data")
+        try:
+            header = npy.read_header(handle, where, info.file_size)
+        except InputError:
+            # A damaged member explains itself better by its CRC than by what it now holds.
+            if info.file_size <= INLINE_BYTES:
+                CrcCheck.start(path, where, data_start, info.file_size, info.CRC)
+            raise
+    check = CrcCheck.start(path, where, data_start, info.file_size, info.CRC)
+    return npy.map_array(path, header, offset=data_start + header.size), check
 
 
 def _decompressed_member(
     path: str, archive: zipfile.ZipFile, where: str, info: zipfile.ZipInfo
 ) -> np.ndarray:
-    """A compressed member read into memory, refused before any allocation if it is a bomb."""
-    if (
-        info.compress_type == zipfile.ZIP_DEFLATED
-        and info.file_size > _DEFLATE_MAX_RATIO * info.compress_size + 1024
-    ):
+    """A deflated member read into memory (read-only), refused before any allocation if it
+    is a bomb; zipfile checks its CRC when the stream reaches its end."""
+    if info.file_size > _DEFLATE_MAX_RATIO * info.compress_size + 1024:
         raise InputError(
             where,
             f"claims to decompress {info.compress_size:,} bytes into {info.file_size:,}, "
             "more than deflate can: a corrupt or hostile archive (a zip bomb?)",
         )
-    with contextlib.ExitStack() as stack:
-        if info.compress_type == zipfile.ZIP_DEFLATED:
-            stream = stack.enter_context(archive.open(info))
-        else:
-            stream = _BoundedInflater(stack.enter_context(open(path, "rb")), where, info)
+    with open(path, "rb") as handle:
+        _data_start(handle, where, info)
+    with archive.open(info) as stream:
         header = npy.read_header(stream, where, info.file_size)
         nbytes = header.nbytes
         if nbytes > MAX_DECOMPRESSED_BYTES:
             raise InputError(
                 where,
-                f"would decompress to {npy._bytes(nbytes)}, more than softmax-check will "
-                f"hold in memory ({npy._bytes(MAX_DECOMPRESSED_BYTES)})",
+                f"would decompress to {byte_count(nbytes)}, more than softmax-check will "
+                f"hold in memory ({byte_count(MAX_DECOMPRESSED_BYTES)})",
                 "save it with np.savez (uncompressed) or np.save: those are memory-mapped "
                 "and read as the check goes",
             )
@@ -334,12 +283,6 @@ def _decompressed_member(
             view[filled : filled + len(chunk)] = chunk
             filled += len(chunk)
         stream.read(trailing + 1)  # reach the end of the member, where the CRC is checked
-        if isinstance(stream, _BoundedInflater):
-            stream.check_crc()
-    return data.view(header.dtype).reshape(header.shape, order=header.order)
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    text = text if len(text) <= 160 else text[:157] + "..."
-    return text or type(exc).__name__
+    array = data.view(header.dtype).reshape(header.shape, order=header.order)
+    array.flags.writeable = False  # like a memory-mapped member: inputs are never changed
+    return array

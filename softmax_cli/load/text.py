@@ -16,7 +16,8 @@ from collections.abc import Iterator
 import numpy as np
 
 from softmax_cli.errors import InputError
-from softmax_cli.load import NPY_MAGIC, ZIP_MAGIC, inspect_path, looks_like, os_reason
+from softmax_cli.load.files import inspect_path, os_reason
+from softmax_cli.load.sniff import NPY_MAGIC, ZIP_MAGIC, looks_like
 
 STDIN = "-"
 DEFAULT_TARGET_COLUMN = "target"
