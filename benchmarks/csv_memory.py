@@ -6,7 +6,8 @@
 Each CSV is written once (17 significant digits: every float64 exactly) to a temporary
 folder, then read by ``softmax_cli.load.text.read_logits`` in a fresh process that prints
 its resident memory after importing the loader (``VmRSS``) and its peak after reading
-(``VmHWM``, Linux). The difference is what the read cost; the float64 array alone is ``rows x classes x 8`` bytes.
+(``VmHWM``, Linux). The difference is what the read cost; the float64 array alone is
+``rows x classes x 8`` bytes.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ def status(key):
     with open("/proc/self/status") as lines:
         return next(int(line.split()[1]) for line in lines if line.startswith(key))
 
+with open("/proc/self/clear_refs", "w") as clear:
+    clear.write("5")  # VmHWM starts again from here
 before = status("VmRSS:")
 start = time.perf_counter()
 result = text.read_logits(sys.argv[1], None)

@@ -32,6 +32,7 @@ class Loaded:
     logits_name: str
     targets_name: str | None
     from_text: bool  # parsed from CSV: ``--dtype auto`` computes these in float32
+    target_column: str | None = None  # the CSV column that held the targets, as written
 
 
 @dataclass(frozen=True)
@@ -51,17 +52,18 @@ def load_inputs(logits_path: str, targets_path: str | None, keys: ArrayKeys) -> 
     if logits_path == STDIN and targets_path == STDIN:
         raise UsageError("logits and --targets cannot both be read from standard input ('-')")
     suffix = _suffix(logits_path, LOGITS_FORMATS, "logits")
+    column = None
     if suffix == ".npy":
         logits, carried = npy.read_array(logits_path), None
     elif suffix == ".npz":
         logits, carried = npz.read_logits(logits_path, keys)
     else:
-        logits, carried = text.read_logits(logits_path, keys.target_column)
+        logits, carried, column = text.read_logits(logits_path, keys.target_column)
 
     targets, targets_name = carried, (logits_path if carried is not None else None)
     if targets_path is not None:
-        targets, targets_name = read_targets(targets_path, keys), targets_path
-    return Loaded(logits, targets, _display(logits_path), targets_name, suffix == ".csv")
+        targets, targets_name, column = read_targets(targets_path, keys), targets_path, None
+    return Loaded(logits, targets, _display(logits_path), targets_name, suffix == ".csv", column)
 
 
 def read_targets(path: str, keys: ArrayKeys) -> np.ndarray:
