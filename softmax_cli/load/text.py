@@ -1,8 +1,8 @@
 """CSV logits (optionally with a header and a target column) and one-per-line targets.
 
 Logits are parsed exactly as float64 (each decimal rounded once, as Python's ``float``
-rounds it) and targets exactly as int64. Text is read as a stream of bounded lines, a block
-of lines at a time, by NumPy's C parser straight into float64 arrays: no Python object per
+rounds it) and targets exactly as int64. Text is read as a stream of bounded lines, in
+blocks, each line parsed by NumPy's C parser straight into float64: no Python object per
 value, so reading costs about the values' own bytes plus one block of text. A file with one
 enormous line, or with NUL bytes, is refused after reading at most one line's worth.
 """
@@ -13,6 +13,7 @@ import contextlib
 import csv
 import io
 import re
+import shlex
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -184,8 +185,8 @@ class _Reader:
                 self.name,
                 f"column {j + 1} ({column!r}) holds only integers, and its name is neither "
                 f"a class (like 'c0' or '3') nor a target ({', '.join(sorted(TARGET_NAMES))})",
-                f"if it holds the targets, pass --target-column {column}; if every column "
-                "is a class, pass --target-column none",
+                f"if it holds the targets, pass --target-column {shlex.quote(column)}; "
+                "if every column is a class, pass --target-column none",
             )
         logits = _frozen(self.logits.result())
         if self.targets is None:
