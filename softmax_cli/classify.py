@@ -103,6 +103,7 @@ def check_loaded(
             shape=tuple(int(n) for n in logits.shape),
             dtype=str(logits.dtype),
             class_axis=options.class_axis,
+            target_column=loaded.target_column if targets is not None else None,
         ),
         compute_dtype=compute_dtype.name,
         fail_on=options.fail_on,

@@ -100,8 +100,8 @@ def run(
         str | None,
         typer.Option(
             metavar="NAME",
-            help="CSV logits whose header has this column carry their own targets "
-            "(default: 'target' if present)",
+            help="The CSV column holding the targets (default: a column named target, "
+            "targets, label, labels, y or class, in any case); 'none': every column is a class.",
         ),
     ] = None,
     logits_key: Annotated[

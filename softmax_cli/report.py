@@ -326,6 +326,7 @@ class InputInfo:
     shape: tuple[int, ...]
     dtype: str
     class_axis: int
+    target_column: str | None = None  # the CSV column the targets came from, as written
 
     @property
     def sample_shape(self) -> tuple[int, ...]:

@@ -122,7 +122,8 @@ FILE_CASES = [
     ("npy_named.csv", [], "looks like a .npy file"),
     ("non_numeric.csv", ["--target-column", "label"], "has no header, so no column 'label'"),
     ("header_only.csv", ["--target-column", "label"], "has no column 'label'"),
-    ("targets_nan_column.csv", [], "target 1 is nan"),
+    ("targets_nan_column.csv", ["--target-column", "target"], "target 1 is nan"),
+    ("targets_nan_column.csv", [], "column 1 ('a') holds only integers"),
     ("logits.npy", ["--class-axis", "2"], "--class-axis 2 is out of range"),
     ("logits.npy", ["--class-axis", "-3"], "use an axis from -2 to 1"),
 ]
@@ -522,7 +523,7 @@ def inputs(tmp_path: Path) -> dict[str, list[Path]]:
     np.save(tmp_path / "targets.npy", targets)
     np.savez(tmp_path / "stored.npz", logits=logits, targets=targets)
     np.savez_compressed(tmp_path / "compressed.npz", logits=logits, targets=targets)
-    (tmp_path / "dump.csv").write_text("a,b,c,target\n1,2,3,0\n1000,0,nan,2\n")
+    (tmp_path / "dump.csv").write_text("c0,c1,c2,target\n1,2,3,0\n1000,0,nan,2\n")
     (tmp_path / "targets.txt").write_text("0\n2\n")
     return {
         "npy": [tmp_path / "logits.npy", tmp_path / "targets.npy"],

@@ -86,9 +86,9 @@ SEEDS = {
         _npz(zipfile.ZIP_DEFLATED, logits=LOGITS, targets=TARGETS),
     ],
     ".csv": [
-        b"a,b,c,target\n1,-2,3.5,2\n1000,0,-inf,-100\n",
+        b"c0,c1,c2,target\n1,-2,3.5,2\n1000,0,-inf,-100\n",
         b"1,2,3\n4,5,6\n",
-        b'\xef\xbb\xbf"x","y"\n"1","2"\n"3","4"\n',
+        b'\xef\xbb\xbf"x0","x1"\n"1","2"\n"3","4"\n',
     ],
     ".txt": [b"target\n0\n2\n", b"1\n-100\n"],
 }

@@ -26,8 +26,8 @@ Reader = Callable[[str, ArrayKeys], Found]
 
 
 def _csv_logits(path: str, keys: ArrayKeys) -> Found:
-    logits, targets = text.read_logits(path, keys.target_column)
-    return Found(logits, targets)
+    logits, targets, column = text.read_logits(path, keys.target_column)
+    return Found(logits, targets, target_column=column)
 
 
 def _text_targets(path: str, keys: ArrayKeys) -> Found:
@@ -90,6 +90,7 @@ class Loaded:
     targets_name: str | None
     from_text: bool  # parsed from CSV: ``--dtype auto`` computes these in float32
     pending: tuple[Pending, ...] = ()
+    target_column: str | None = None  # the CSV column that held the targets, as written
 
     def verify(self) -> None:
         """Wait for the integrity checks still running; InputError if an input is corrupt."""
@@ -105,12 +106,19 @@ def load_inputs(logits_path: str, targets_path: str | None, keys: ArrayKeys) -> 
     assert fmt.read_logits is not None  # _format picks logits formats only
     found = fmt.read_logits(logits_path, keys)
     targets, targets_name = found.targets, (logits_path if found.targets is not None else None)
-    pending = found.pending
+    pending, column = found.pending, found.target_column
     if targets_path is not None:
         extra = _read_targets(targets_path, keys)
         targets, targets_name, pending = extra.array, targets_path, pending + extra.pending
+        column = None
     return Loaded(
-        found.array, targets, display_name(logits_path), targets_name, fmt.magic is None, pending
+        found.array,
+        targets,
+        display_name(logits_path),
+        targets_name,
+        fmt.magic is None,
+        pending,
+        column,
     )
 
 

@@ -25,7 +25,7 @@ class ArrayKeys:
 
     logits: str | None = None  # None: "logits", or the archive's lone (float) array
     targets: str | None = None  # None: "targets" if present
-    target_column: str | None = None  # None: "target" if the header has it
+    target_column: str | None = None  # None: a target-named column; "none": no targets
 
 
 class Pending(Protocol):
@@ -43,6 +43,7 @@ class Found:
     array: np.ndarray
     targets: np.ndarray | None = None
     pending: tuple[Pending, ...] = ()
+    target_column: str | None = None  # a CSV's column that held the targets, as written
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from softmax_cli.render.words import (
     target_text,
     verdict_line,
 )
-from softmax_cli.report import Report, SampleResult
+from softmax_cli.report import InputInfo, Report, SampleResult
 
 
 def render(report: Report, view: View = DEFAULT_VIEW) -> str:
@@ -37,7 +37,7 @@ def render(report: Report, view: View = DEFAULT_VIEW) -> str:
         f"{icon} **{_escape(verdict_line(report))}**",
         f"{s.samples} samples x {info.classes} classes, {info.dtype} input, computed in "
         f"{report.compute_dtype}, "
-        + (f"targets from {_code(info.targets)}." if info.targets else "no targets.")
+        + (f"targets from {_targets(info)}." if info.targets else "no targets.")
         + f" **{s.flagged} flagged.** {_escape(meaning(report))}",
         _counts(report),
         _escape(headroom_line(report)),
@@ -106,6 +106,13 @@ def _escape(text: str) -> str:
     for char in "\\`*[]<>|":
         text = text.replace(char, "\\" + char)
     return text
+
+
+def _targets(info: InputInfo) -> str:
+    """``targets.npy``, or ``column 'label' of scores.csv`` when a CSV carried them."""
+    if info.target_column is None:
+        return _code(info.targets or "")
+    return f"column {_code(info.target_column)} of {_code(info.targets or '')}"
 
 
 def _code(text: str) -> str:

@@ -84,7 +84,12 @@ def _header(report: Report) -> Text:
         f"\n{samples_count(report.summary.samples)} x {info.classes} classes, "
         f"{info.dtype} input computed in {report.compute_dtype}, "
     )
-    text.append(f"targets from {info.targets}" if info.targets else "no targets")
+    if info.targets is None:
+        text.append("no targets")
+    elif info.target_column is not None:
+        text.append(f"targets from column {info.target_column!r} of {info.targets}")
+    else:
+        text.append(f"targets from {info.targets}")
     return text
 
 
