@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,18 +54,23 @@ def squeezed(text: str) -> str:
     return "".join(text.split())
 
 
+@pytest.fixture(autouse=True)
+def dev_stdout_kept() -> Iterator[None]:
+    """The bug these tests pin replaced the machine's /dev/stdout (as root): put it back."""
+    before = os.readlink("/dev/stdout") if os.path.islink("/dev/stdout") else None
+    yield
+    if before is not None and not os.path.islink("/dev/stdout"):
+        os.unlink("/dev/stdout")
+        os.symlink(before, "/dev/stdout")
+        pytest.fail("/dev/stdout was replaced by a regular file")
+
+
 def test_dev_stdout_redirected_to_a_file_gets_the_report_and_stays_a_link(work: Path) -> None:
     before = os.readlink("/dev/stdout")
     log = work / "log.json"
-    try:
-        with open(log, "w") as stdout:
-            result = cli_process("seed.npy", "--format", "json", "-o", "/dev/stdout", cwd=work,
-                                 stdout=stdout)  # fmt: skip
-    finally:
-        if not os.path.islink("/dev/stdout"):  # the bug itself: put the device link back
-            os.unlink("/dev/stdout")
-            os.symlink(before, "/dev/stdout")
-            pytest.fail("/dev/stdout was replaced by a regular file")
+    with open(log, "w") as stdout:
+        result = cli_process("seed.npy", "--format", "json", "-o", "/dev/stdout", cwd=work,
+                             stdout=stdout)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert json.loads(log.read_text())["summary"]["flagged"] == 1
     assert os.readlink("/dev/stdout") == before
