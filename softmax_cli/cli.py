@@ -6,13 +6,18 @@ Only this module does terminal I/O and exits; everything below it raises.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
+import errno
+import fcntl
 import os
+import re
 import stat
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -54,7 +59,9 @@ def _config_option(ctx: typer.Context, param: typer.CallbackParam, value: object
     --config and --no-config are eager, so both are seen before any other option takes its
     value; whichever of the two comes second does the loading. The settings become Click's
     ``default_map``: an option given on the command line wins, one left out takes the
-    project's value, and --help keeps showing the built-in defaults.
+    project's value, and --help keeps showing the built-in defaults. The file in use is
+    remembered so that no report can overwrite it, and this run's --report files are staged
+    until its context closes.
     """
     ctx.meta[f"softmax_check.{param.name}"] = value
     path, skip = (ctx.meta.get(f"softmax_check.{n}", ...) for n in ("config_path", "no_config"))
@@ -66,9 +73,10 @@ def _config_option(ctx: typer.Context, param: typer.CallbackParam, value: object
         if path is not None:
             project = config.load(Path(path))
         else:
-            project = config.NO_CONFIG if skip else config.find(Path.cwd())
+            project = config.NO_CONFIG if skip else config.find()
     except SoftmaxCheckError as error:
         _fail(str(error))
+    _RUN.set(_Run(config_file=project.path, staged=ctx.with_resource(_StagedReports())))
     ctx.default_map = {**(ctx.default_map or {}), **project.defaults}
     return value
 
@@ -301,33 +309,190 @@ def _fail(message: str) -> None:
     raise typer.Exit(ExitCode.ERROR)
 
 
+class _StagedReports:
+    """--report files written beside their targets, put in place only when the command ends
+    with exit 0 or 1: a run that then fails (the main report cannot be written, a signal)
+    leaves the old reports exactly as they were and no temporary file behind.
+
+    Entered as a resource of the command's Click context, whose teardown passes the
+    exception that ends the run (``typer.Exit`` with the exit status, or anything else).
+    """
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[str, str, _Target, str | None]] = []
+        self.closed = False
+
+    def __enter__(self) -> _StagedReports:
+        return self
+
+    def __exit__(self, kind: object, error: BaseException | None, trace: object) -> None:
+        self.closed = True
+        pending, self.pending = self.pending, []
+        succeeded = error is None or (
+            isinstance(error, typer.Exit) and error.exit_code in (ExitCode.OK, ExitCode.FINDINGS)
+        )
+        try:
+            while pending:
+                path, text, target, temporary = pending[0]
+                if not succeeded:
+                    if temporary is not None:
+                        _unlink(temporary)
+                elif temporary is not None:
+                    try:
+                        os.replace(temporary, target.path)
+                    except BaseException:
+                        _unlink(temporary)
+                        raise
+                else:
+                    _write_through(target, text)
+                pending.pop(0)
+        except OSError as failure:
+            _fail(f"--report {path}: cannot write: {failure.strerror or failure}")
+        finally:
+            for _, _, _, temporary in pending:
+                if temporary is not None:
+                    _unlink(temporary)
+
+    def add(self, path: str, text: str) -> None:
+        target = _target(path)
+        temporary = _stage(target, text) if target.atomic else None
+        self.pending.append((path, text, target, temporary))
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What the option callbacks learnt that the output checks need."""
+
+    config_file: Path | None = None
+    staged: _StagedReports | None = None
+
+
+_RUN: contextvars.ContextVar[_Run | None] = contextvars.ContextVar("softmax_check", default=None)
+
+
+def _run() -> _Run:
+    return _RUN.get() or _Run()
+
+
+@dataclass(frozen=True)
+class _Target:
+    """What a report path really names, once the user's symbolic links are followed.
+
+    ``descriptor``: one of our own open files (``/dev/stdout``, ``/dev/fd/N``,
+    ``/proc/self/fd/N``), written through as it is. ``atomic``: a regular file or a new
+    one, replaced by a rename. Anything else (a device, a pipe, a file under /proc) is
+    opened and written straight through; none of these is ever replaced.
+    """
+
+    path: Path
+    descriptor: int | None = None
+    atomic: bool = False
+    followed: bool = False
+
+
+# The kernel's "magic" links to a process's open files; the pid is ours for /proc/self.
+_DESCRIPTOR_LINK = re.compile(r"/proc/(\d+)(?:/task/\d+)?/fd/(\d+)")
+_MAX_LINKS = 40  # as the kernel's own limit on symbolic links in one path
+
+
+def _target(output: str) -> _Target:
+    """Follow ``output``'s symbolic links one at a time, stopping at a link into /proc (what
+    ``/dev/stdout`` is): resolving that one too would name the file behind standard output,
+    which must be written through the descriptor, never replaced."""
+    path = Path(output)
+    followed = False
+    for _ in range(_MAX_LINKS):
+        parent = Path(os.path.realpath(path.parent))
+        path = parent / path.name
+        match = _DESCRIPTOR_LINK.fullmatch(str(path))
+        if match and int(match[1]) == os.getpid():
+            return _Target(path, descriptor=int(match[2]), followed=followed)
+        if parent.parts[1:2] == ("proc",):
+            return _Target(path, followed=followed)
+        try:
+            link = os.readlink(path)
+        except OSError:  # not a symbolic link, or nothing there yet
+            break
+        path = parent / link
+        followed = True
+    else:
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP))
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return _Target(path, atomic=True, followed=followed)
+    return _Target(path, atomic=stat.S_ISREG(mode), followed=followed)
+
+
 def _check_writable(
     output: str, label: str | None = None, inputs: tuple[str | None, ...] = ()
 ) -> None:
-    """Refuse an --output (or a --report path) we could not write, or one that is an
-    input, before doing any work."""
+    """Refuse an --output (or a --report path) we could not write, or one that is an input
+    or the configuration file in use, before doing any work."""
     where = label or f"--output {output}"
-    path = Path(output)
     if "\0" in output:
         raise UsageError(f"{where.split(' ')[0]}: a path cannot contain a NUL character")
-    for source in inputs:
-        if source and source != "-" and path.exists() and _same_file(path, Path(source)):
-            raise UsageError(f"{where} is an input file; it would be overwritten")
-    if path.exists() and not path.is_file():
-        if path.is_dir():
+    config_file = _run().config_file
+    protected = [(source, "an input file") for source in inputs if source and source != "-"]
+    if config_file is not None:
+        protected.append((str(config_file), "the configuration file in use"))
+    for source, what in protected:
+        if _same_file(Path(output), Path(source)):
+            raise UsageError(f"{where} is {what}; it would be overwritten")
+    try:
+        target = _target(output)
+        if target.descriptor is not None:
+            problem = _descriptor_problem(target.descriptor)
+            if problem:
+                raise UsageError(f"{where}: {problem}")
+            return
+        if target.path.is_dir():
             raise UsageError(f"{where}: is a directory")
-        return  # a device or a pipe: written straight through
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise UsageError(f"{where}: directory {str(parent)!r} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UsageError(f"{where}: directory {str(parent)!r} is not writable")
+        if not target.atomic:
+            return  # a device or a pipe: written straight through
+        parent = target.path.parent
+        shown = str(parent if target.followed else Path(output).parent)
+        if not parent.is_dir():
+            raise UsageError(f"{where}: directory {shown!r} does not exist")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise UsageError(f"{where}: directory {shown!r} is not writable")
+        name_max = _name_max(parent)
+        if len(os.fsencode(target.path.name)) > name_max:
+            raise UsageError(f"{where}: the file name is longer than {name_max} bytes")
+    except OSError as error:
+        raise UsageError(f"{where}: {error.strerror or error}") from None
+
+
+def _descriptor_problem(fd: int) -> str | None:
+    """Why we could not write one of our open files; for 1 and 2, the standard stream
+    Python set up must be there too (None when the shell closed it: ``>&-``)."""
+    stream = {1: sys.stdout, 2: sys.stderr}.get(fd, ...)
+    name = {1: "standard output", 2: "standard error"}.get(fd, f"file descriptor {fd}")
+    if stream is None or getattr(stream, "closed", False):
+        return f"{name} is closed"
+    try:
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    except OSError:
+        return f"{name} is not open"
+    return f"{name} is open for reading only" if flags & os.O_ACCMODE == os.O_RDONLY else None
+
+
+def _name_max(directory: Path) -> int:
+    try:
+        return os.pathconf(directory, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
 
 
 def _parse_reports(
     specs: list[str], output: str | None, inputs: tuple[str | None, ...] = ()
 ) -> list[tuple[OutputFormat, str]]:
-    """``--report FORMAT=PATH`` values as (format, path), each path checked as --output is."""
+    """``--report FORMAT=PATH`` values as (format, path), each path checked as --output is;
+    also refuses, before any work, a closed standard output or input that the run needs."""
+    if output is None and (sys.stdout is None or getattr(sys.stdout, "closed", False)):
+        raise UsageError("standard output is closed; write the report with --output PATH")
+    if "-" in inputs and (sys.stdin is None or getattr(sys.stdin, "closed", False)):
+        raise UsageError("-: standard input is closed; there is nothing to read")
     reports: list[tuple[OutputFormat, str]] = []
     files = {_file_identity(output)} if output is not None else set()
     for spec in specs:
@@ -353,54 +518,98 @@ def _parse_reports(
 
 
 def _file_identity(path: str) -> Path | None:
-    """The file a report path will replace; None for a device or pipe, written through."""
-    target = Path(path)
-    if target.exists() and not target.is_file():
+    """The file a report path will replace; None for a descriptor, device or pipe."""
+    try:
+        target = _target(path)
+    except OSError:
         return None
-    return target.resolve()
+    return target.path if target.atomic else None
 
 
 def _write_report(path: str, text: str) -> None:
+    """A --report file: staged now, put in place when the run has succeeded (see
+    ``_StagedReports``); written at once when called outside a command run."""
+    staged = _run().staged
     try:
-        _write(path, text)
+        if staged is not None and not staged.closed:
+            staged.add(path, text)
+        else:
+            _write(path, text, f"--report {path}")
     except OSError as error:
         raise SoftmaxCheckError(
             f"--report {path}: cannot write: {error.strerror or error}"
         ) from None
 
 
-def _write(output: str | None, text: str) -> None:
-    """Standard output, straight through to a device or pipe, or atomically to a file."""
-    if output is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return
-    path = Path(output)
-    if path.exists() and not stat.S_ISREG(path.stat().st_mode):
-        with open(path, "w", encoding="utf-8") as stream:
+def _write(output: str | None, text: str, label: str | None = None) -> None:
+    """Standard output; straight through to a descriptor, device or pipe; or atomically to
+    a regular file. An error names the path the user gave, never the temporary file."""
+    where = label or ("standard output" if output is None else f"--output {output}")
+    try:
+        if output is None:
+            if sys.stdout is None:
+                raise SoftmaxCheckError("standard output is closed")
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            return
+        target = _target(output)
+        if target.atomic:
+            temporary = _stage(target, text)
+            try:
+                os.replace(temporary, target.path)
+            except BaseException:
+                _unlink(temporary)
+                raise
+        else:
+            _write_through(target, text)
+    except OSError as error:
+        raise SoftmaxCheckError(f"{where}: cannot write: {error.strerror or error}") from None
+
+
+def _write_through(target: _Target, text: str) -> None:
+    """Into an open descriptor (in its place and mode: ``>>`` keeps appending) or a device
+    or pipe, which are never replaced."""
+    if target.descriptor in (1, 2):
+        stream = sys.stdout if target.descriptor == 1 else sys.stderr
+        stream.write(text)
+        stream.flush()
+    elif target.descriptor is not None:
+        with os.fdopen(os.dup(target.descriptor), "w", encoding="utf-8") as stream:
             stream.write(text)
-        return
-    # A temporary file beside the target, renamed over it: readers see the old report or
-    # the new one, never half of one, and a failure leaves the old one in place.
+    else:
+        with open(target.path, "w", encoding="utf-8") as stream:
+            stream.write(text)
+
+
+def _stage(target: _Target, text: str) -> str:
+    """``text`` in a new temporary file beside ``target``, with the mode the target has (or
+    a new file would get): renamed over it, readers see the old report or the new one,
+    never half of one. Removed again on any failure, a signal included."""
+    path = target.path
     temporary = None
     try:
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        # A short prefix: the temporary name must fit where the target's name just fits.
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:40]}.")
         with os.fdopen(fd, "w", encoding="utf-8") as stream:
             stream.write(text)
         mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask()
         os.chmod(temporary, mode)
-        os.replace(temporary, path)
+        return temporary
     except BaseException:
         if temporary is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
+            _unlink(temporary)
         raise
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
 
 
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return a.samefile(b)
-    except OSError:
+    except (OSError, ValueError):
         return False
 
 
@@ -411,5 +620,6 @@ def _umask() -> int:
 
 
 def main() -> None:
-    """Entry point of the console script and of ``python -m softmax_cli``."""
+    """The command itself; ``softmax_cli.entry.main`` (the console script and ``python -m
+    softmax_cli``) calls it once signal handling is in place."""
     app(prog_name="softmax-check")

@@ -4,13 +4,17 @@ Found as ruff finds its settings: the closest ``pyproject.toml`` from the curren
 upwards that has the table (one without it is passed over); nothing is merged across
 files. Keys are the long options in kebab-case; an option given on the command line wins.
 Every key and value is checked here, so a mistake is reported against the file and the
-key, before any work, instead of surfacing later as a strange command-line error.
+key, before any work, instead of surfacing later as a strange command-line error. Reading
+is bounded: only a regular file is read, at most ``MAX_BYTES`` of it, and whatever is wrong
+with it (not UTF-8, not TOML, nested too deeply) is a ``ConfigError`` naming the file.
 """
 
 from __future__ import annotations
 
 import difflib
 import enum
+import os
+import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -29,6 +33,9 @@ from softmax_cli.options import (
 
 PYPROJECT = "pyproject.toml"
 TABLE = "softmax-check"
+# A pyproject.toml is a few kilobytes; this only keeps `--config /dev/zero`-like mistakes
+# (or a runaway generated file) from reading without end.
+MAX_BYTES = 1 << 20
 
 
 class ConfigError(SoftmaxCheckError):
@@ -120,10 +127,17 @@ SETTINGS: dict[str, tuple[str, Callable[[Any], Any]]] = {
 
 
 def discover(start: Path) -> Path | None:
-    """The closest ``pyproject.toml`` at or above ``start`` with a ``[tool.softmax-check]``."""
+    """The closest ``pyproject.toml`` at or above ``start`` with a ``[tool.softmax-check]``.
+
+    A directory we may not search is passed over, as one without a ``pyproject.toml``.
+    """
     for directory in (start, *start.parents):
         candidate = directory / PYPROJECT
-        if candidate.is_file():
+        try:
+            found = candidate.is_file()
+        except OSError:
+            continue
+        if found:
             tool = _read(candidate).get("tool")
             if isinstance(tool, dict) and TABLE in tool:
                 return candidate
@@ -152,20 +166,57 @@ def load(path: Path) -> ProjectConfig:
     return ProjectConfig(path, MappingProxyType(defaults))
 
 
-def find(start: Path) -> ProjectConfig:
-    """The discovered configuration, or none at all."""
+def find(start: Path | None = None) -> ProjectConfig:
+    """The configuration discovered from ``start`` (the working directory), or none at all."""
+    if start is None:
+        try:
+            start = Path.cwd()
+        except OSError as error:
+            # Deleted under our feet (or never readable): there is nowhere to look from.
+            was = f" ({os.environ['PWD']})" if os.environ.get("PWD") else ""
+            raise SoftmaxCheckError(
+                f"the current directory{was} cannot be used to look for {PYPROJECT}: "
+                f"{error.strerror or error}\n"
+                "hint: run from an existing directory, or pass --config PATH or --no-config"
+            ) from None
     path = discover(start)
     return NO_CONFIG if path is None else load(path)
 
 
 def _read(path: Path) -> dict[str, Any]:
+    text = _text(path)
     try:
-        with open(path, "rb") as stream:
-            return tomllib.load(stream)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(path, f"not valid TOML: {error}") from None
+    except RecursionError:
+        raise ConfigError(
+            path, "not valid TOML here: arrays or tables nested hundreds of levels deep"
+        ) from None
+
+
+def _text(path: Path) -> str:
+    """The file's text: a regular file of at most ``MAX_BYTES``, in UTF-8 as TOML must be."""
+    try:
+        # O_NONBLOCK: a FIFO opens at once (and is then refused) instead of waiting for a writer.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as stream:
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISDIR(mode):
+                raise ConfigError(path, "is a directory, not a TOML file")
+            if not stat.S_ISREG(mode):
+                raise ConfigError(path, "is not a regular file (a pipe or a device?)")
+            data = stream.read(MAX_BYTES + 1)
     except OSError as error:
         raise ConfigError(path, f"cannot be read: {error.strerror or error}") from None
+    if len(data) > MAX_BYTES:
+        raise ConfigError(path, f"is larger than {MAX_BYTES >> 20} MiB: not a configuration file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            path, f"is not UTF-8 text (byte {data[error.start]:#04x} at offset {error.start})"
+        ) from None
 
 
 def _unknown(key: str) -> str:

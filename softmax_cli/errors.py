@@ -12,6 +12,7 @@ class ExitCode(IntEnum):
     FINDINGS = 1
     ERROR = 2
     INTERRUPTED = 130
+    TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process that SIGTERM stopped
 
 
 class SoftmaxCheckError(Exception):
@@ -67,9 +68,12 @@ _MAX_LINE_CHARS = 300
 
 def printable(message: str) -> str:
     """``message`` safe to show on a terminal: control characters (an escape sequence in a
-    file name, a NUL from a binary file) shown as escapes, at most a few short lines."""
+    file name, a NUL from a binary file) shown as escapes, at most a few short lines. A long
+    line loses its middle, not its end: after a long path comes what is wrong with it."""
     lines = []
+    head = _MAX_LINE_CHARS // 3
+    tail = _MAX_LINE_CHARS - head - 5
     for line in message.splitlines()[:_MAX_LINES]:
         safe = "".join(c if c.isprintable() else repr(c)[1:-1] for c in line)
-        lines.append(safe if len(safe) <= _MAX_LINE_CHARS else safe[: _MAX_LINE_CHARS - 3] + "...")
+        lines.append(safe if len(safe) <= _MAX_LINE_CHARS else f"{safe[:head]} ... {safe[-tail:]}")
     return "\n".join(lines)

@@ -207,12 +207,6 @@ def test_output_in_a_missing_directory_is_refused_before_any_work(runner, tmp_pa
     assert not out.parent.exists()
 
 
-def test_output_to_a_device_is_written_straight_through(runner):
-    result = runner.invoke(app, [SEED_CSV, "--format", "json", "-o", os.devnull])
-    assert result.exit_code == 0
-    assert Path(os.devnull).exists() and not Path(os.devnull).is_file()
-
-
 def test_bad_input_exits_2_with_the_file_named_on_stderr(runner, tmp_path):
     missing = tmp_path / "nope.npy"
     result = runner.invoke(app, [str(missing)])

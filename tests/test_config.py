@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from softmax_cli import config
@@ -249,3 +255,197 @@ def test_every_setting_names_an_option_of_the_command() -> None:
 
     names = {p.name for p in get_command(app).params}
     assert {name for name, _ in config.SETTINGS.values()} <= names
+
+
+# --- through the real command: whatever the configuration, exit 2 and a message, never a
+# traceback, in bounded time and memory (issue 15, point 1) ---------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI_ENV = {
+    **os.environ,
+    # No empty entry: it would mean the working directory, which some tests delete.
+    "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+}
+
+
+def cli(*args: str, cwd: Path, **options: Any) -> subprocess.CompletedProcess[str]:
+    """``python -m softmax_cli`` in ``cwd``: a separate process, as a user or CI runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "softmax_cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=CLI_ENV,
+        **options,
+    )
+
+
+def assert_config_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    for fragment in fragments:
+        assert squeezed(fragment) in squeezed(result.stderr)
+
+
+def test_a_deleted_working_directory_is_an_error_not_a_traceback(project: Path) -> None:
+    seed = project / "sub/sub/seed.npy"
+    script = 'mkdir gone && cd gone && rmdir ../gone && exec "$0" -m softmax_cli "$1"'
+    result = subprocess.run(
+        ["sh", "-c", script, sys.executable, str(seed)],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=CLI_ENV,
+    )
+    assert_config_error(result, "the current directory", "--no-config")
+
+
+def test_a_deleted_working_directory_with_no_config_still_checks(project: Path) -> None:
+    seed = project / "sub/sub/seed.npy"
+    script = 'mkdir gone && cd gone && rmdir ../gone && exec "$0" -m softmax_cli "$1" --no-config'
+    result = subprocess.run(
+        ["sh", "-c", script, sys.executable, str(seed)],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=CLI_ENV,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_parent_pyproject_that_is_not_utf8_is_an_error_naming_it(project: Path) -> None:
+    path = project / "pyproject.toml"
+    path.write_bytes(b'[tool.softmax-check]\nformat = "j\xffson"\n')
+    assert_config_error(cli("seed.npy", cwd=project / "sub/sub"), str(path), "not UTF-8")
+
+
+def test_a_deeply_nested_parent_pyproject_is_an_error_naming_it(project: Path) -> None:
+    path = pyproject(project, "x = " + "[" * 5000 + "]" * 5000 + "\n")
+    assert_config_error(cli("seed.npy", cwd=project / "sub/sub"), str(path), "nested")
+
+
+@pytest.mark.parametrize("special", ["/dev/zero", "fifo", "directory"])
+def test_config_that_is_not_a_regular_file_is_refused_without_reading(
+    project: Path, special: str
+) -> None:
+    if special == "fifo":
+        os.mkfifo(project / "fifo")  # no writer: reading it would wait forever
+        special = str(project / "fifo")
+    elif special == "directory":
+        special = str(project)
+    result = cli("seed.npy", "--config", special, cwd=project / "sub/sub")
+    assert_config_error(result, special)
+    assert "regular file" in result.stderr or "directory" in result.stderr
+
+
+def test_a_config_larger_than_the_cap_is_refused(project: Path) -> None:
+    path = pyproject(project, "[tool.softmax-check]\n" + "# padding\n" * (config.MAX_BYTES // 10))
+    result = cli("seed.npy", "--config", str(path), cwd=project / "sub/sub")
+    assert_config_error(result, str(path), "larger than 1 MiB")
+
+
+def test_a_parent_directory_we_may_not_search_is_passed_over(project: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root bypasses directory permissions (the suite usually runs as root)")
+    pyproject(project, '[tool.softmax-check]\nformat = "json"\n')
+    locked = project / "sub"
+    script = 'cd sub/sub && chmod 000 "$1" && exec "$0" -m softmax_cli seed.npy'
+    try:
+        result = subprocess.run(
+            ["sh", "-c", script, sys.executable, str(locked)],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=CLI_ENV,
+        )
+    finally:
+        locked.chmod(0o755)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["schema_version"] == 1  # the table above was found
+
+
+def test_discovery_passes_over_a_directory_that_refuses_the_search(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What the kernel does for a non-root user in a directory without search permission,
+    # here as root too: stat() of anything inside fails with EACCES.
+    found = pyproject(project, '[tool.softmax-check]\nformat = "json"\n')
+    locked = project / "sub"
+    original = Path.stat
+
+    def stat(self: Path, **options: Any) -> os.stat_result:
+        if self.parent in (locked, locked / "sub"):
+            raise PermissionError(13, "Permission denied", str(self))
+        return original(self, **options)
+
+    monkeypatch.setattr(Path, "stat", stat)
+    assert config.discover(locked / "sub") == found
+
+
+# --- fuzzing: any bytes, any table -------------------------------------------------------
+
+SETTING_KEYS = st.sampled_from([*config.SETTINGS, "fail_on", "colour", ""])
+TOML_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats()
+    | st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x7f"))
+    | st.sampled_from(["json", "float16", "BFloat16", "any", "none", "input,stable", "-1"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(SETTING_KEYS, inner, max_size=3),
+    max_leaves=8,
+)
+
+
+def toml_value(value: Any) -> str:
+    """A TOML literal for a generated value (None stands for something TOML cannot say)."""
+    if value is None:
+        return "1979-05-27T07:32:00Z"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return (
+            "nan"
+            if value != value
+            else {float("inf"): "inf", -float("inf"): "-inf"}.get(value, repr(value))
+        )
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {toml_value(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def assert_clean_outcome(result: Any) -> None:
+    assert result.exit_code in (0, 1, 2), result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+
+
+fuzz = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@fuzz
+@given(body=st.binary(max_size=300) | st.text(max_size=300).map(str.encode), explicit=st.booleans())
+def test_fuzzed_config_bytes_never_crash(project: Path, body: bytes, explicit: bool) -> None:
+    path = project / "pyproject.toml"
+    path.write_bytes(b"[tool.softmax-check]\n" + body)
+    args = ["seed.npy", "--config", str(path)] if explicit else ["seed.npy"]
+    assert_clean_outcome(runner.invoke(app, args))
+
+
+@fuzz
+@given(table=st.dictionaries(SETTING_KEYS, TOML_VALUES, max_size=4))
+def test_fuzzed_config_tables_never_crash(project: Path, table: dict[str, Any]) -> None:
+    lines = [f"{json.dumps(key)} = {toml_value(value)}" for key, value in table.items()]
+    pyproject(project, "[tool.softmax-check]\n" + "\n".join(lines) + "\n")
+    assert_clean_outcome(runner.invoke(app, ["seed.npy", "--targets", "seed_targets.npy"]))
