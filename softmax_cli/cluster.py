@@ -92,7 +92,7 @@ def classify(
         ]
         owner = {f.key: parts[which] for f, (which, _) in zip(futures, tasks, strict=True)}
         done = 0
-        for future in distributed.as_completed(futures):
+        for future in distributed.as_completed(futures, loop=client.loop):
             result = future.result()
             if isinstance(result, Failure):
                 client.cancel(futures)

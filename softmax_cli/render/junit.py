@@ -43,7 +43,8 @@ def document(report: Report, view: View = DEFAULT_VIEW) -> ET.Element:
     info = report.input
     cases = [_case(report, s) for s in report.samples(include_clean=view.include_clean)]
     if not cases:
-        cases = [_clean_file_case(report)]
+        files = [f.logits for f in info.files] if info.several else [info.logits]
+        cases = [_clean_file_case(report, file) for file in files]
     counts = {
         "tests": str(len(cases)),
         "failures": str(sum(c.find("failure") is not None for c in cases)),
@@ -63,13 +64,16 @@ def document(report: Report, view: View = DEFAULT_VIEW) -> ET.Element:
         ("fail_on", policy_text(report)),
     ):
         ET.SubElement(properties, "property", {"name": name, "value": _text(value)})
+    for file in info.files:  # several logits files: each one, in order
+        ET.SubElement(properties, "property", {"name": "file", "value": _text(file.logits)})
     suite.extend(cases)
     return root
 
 
 def _case(report: Report, sample: SampleResult) -> ET.Element:
     case = ET.Element(
-        "testcase", {"name": sample_label(sample), "classname": _text(report.input.logits)}
+        "testcase",
+        {"name": sample_label(sample), "classname": _text(sample.file or report.input.logits)},
     )
     details = _details(report, sample)
     if sample.failing:
@@ -87,9 +91,9 @@ def _case(report: Report, sample: SampleResult) -> ET.Element:
     return case
 
 
-def _clean_file_case(report: Report) -> ET.Element:
-    """The one passing test case of a report that lists no sample."""
-    case = ET.Element("testcase", {"name": "all samples", "classname": _text(report.input.logits)})
+def _clean_file_case(report: Report, file: str) -> ET.Element:
+    """The passing test case of a report that lists no sample: one per logits file."""
+    case = ET.Element("testcase", {"name": "all samples", "classname": _text(file)})
     ET.SubElement(case, "system-out").text = _text(meaning(report))
     return case
 

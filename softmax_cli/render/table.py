@@ -16,13 +16,15 @@ from rich.text import Text
 from softmax_cli.options import DEFAULT_VIEW, View
 from softmax_cli.render.words import (
     COUNT_NAMES,
+    dump_text,
+    file_text,
     listed_rows,
     meaning,
     position_text,
     raised_flags,
-    samples_count,
     short_number,
     target_text,
+    targets_source,
     verdict_line,
     verdict_word,
 )
@@ -70,11 +72,9 @@ def _header(report: Report) -> Text:
     info = report.input
     text = Text("softmax-check ", style="bold")
     text.append(info.logits, style="bold cyan")
-    text.append(
-        f"\n{samples_count(report.summary.samples)} x {info.classes} classes, "
-        f"{info.dtype} input computed in {report.compute_dtype}, "
-    )
-    text.append(f"targets from {info.targets}" if info.targets else "no targets")
+    text.append(f"\n{dump_text(report)}, {info.dtype} input computed in {report.compute_dtype}, ")
+    targets = targets_source(report)
+    text.append(f"targets from {targets}" if targets else "no targets")
     return text
 
 
@@ -101,7 +101,10 @@ def _samples(report: Report, samples: list[SampleResult], view: View) -> Table:
     title = "All samples" if view.include_clean else "Flagged samples"
     table = Table(title=f"{title}, worst first", title_justify="left", box=box.SIMPLE_HEAD)
     measures = [m for m in MEASURES if m.table]
-    table.add_column("sample", justify="left")
+    several = report.input.several
+    # With several files the sample cell names the file under the position (the flags
+    # already take two lines); a long name folds in the cell, so 80 columns still fit.
+    table.add_column("sample", justify="left", overflow="fold" if several else "ellipsis")
     table.add_column("target", justify="right")
     for m in measures:
         table.add_column(m.label, justify="right")
@@ -110,7 +113,9 @@ def _samples(report: Report, samples: list[SampleResult], view: View) -> Table:
         table.add_column(implementation.name, min_width=len("BROKEN loss=inf"), overflow="fold")
     for sample in samples:
         table.add_row(
-            position_text(sample),
+            f"{position_text(sample)}\n{file_text(report, sample)}"
+            if several
+            else position_text(sample),
             target_text(sample),
             *(short_number(sample.measures[m.name]) for m in measures),
             *(_path_cell(sample, sample.results[i.name]) for i in report.implementations),
