@@ -4,6 +4,7 @@ their concatenation, each sample naming its file and its position there."""
 from __future__ import annotations
 
 import json
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -282,3 +283,10 @@ def test_the_table_names_the_file_and_fits_80_columns(overflowing, monkeypatch):
     row = next(i for i, line in enumerate(lines) if "BROKEN" in line)
     assert lines[row].split()[0] == "1"
     assert lines[row + 1].split()[0] == "b.npy"
+
+
+def test_without_dask_the_scheduler_option_says_how_to_install_it(shards, monkeypatch):
+    files, _, _, _ = shards
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed fails
+    result = invoke(*files, "--scheduler", "tcp://127.0.0.1:8786")
+    assert_refused(result, "--scheduler", "pip install 'softmax-check[dask]'")
