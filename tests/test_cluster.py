@@ -7,7 +7,11 @@ started once for the module and closed after it.
 
 from __future__ import annotations
 
+import os
+import shlex
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -168,3 +172,23 @@ def test_standard_input_cannot_go_to_a_cluster(scheduler):
     )
     assert result.exit_code == 2
     assert "standard input" in result.stderr
+
+
+def test_the_readme_cluster_example_prints_what_the_readme_shows(scheduler):
+    """The README's Dask block, run against the test cluster instead of 127.0.0.1:8786."""
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    command = "softmax-check sample_logits/shards/ --scheduler tcp://127.0.0.1:8786"
+    block = readme.split(f"$ {command}\n", 1)[1].split("```", 1)[0]
+    args = shlex.split(command.replace("tcp://127.0.0.1:8786", scheduler))[1:]
+    result = subprocess.run(
+        [sys.executable, "-m", "softmax_cli", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "100", "NO_COLOR": "1", "PYTHONPATH": str(root)},
+    )
+    assert result.stderr == ""
+    printed = "\n".join(line.rstrip() for line in result.stdout.rstrip().splitlines()) + "\n"
+    assert printed == block
