@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tracemalloc
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -290,3 +291,33 @@ def test_without_dask_the_scheduler_option_says_how_to_install_it(shards, monkey
     monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed fails
     result = invoke(*files, "--scheduler", "tcp://127.0.0.1:8786")
     assert_refused(result, "--scheduler", "pip install 'softmax-check[dask]'")
+
+
+# --- memory and the pool ----------------------------------------------------------------
+
+
+def test_checking_many_shards_allocates_per_sample_not_per_logit(tmp_path, monkeypatch):
+    """Memory-mapped shards: the results (a few tens of bytes a sample) and the pieces'
+    work buffers, never a copy of the files."""
+    monkeypatch.setattr(classify, "PIECE_BYTES", 64 * 1024)
+    monkeypatch.setattr(classify, "BLOCK_PIECES", 4)
+    rng = np.random.default_rng(3)
+    rows, classes, count = 512, 1024, 8  # 16 MiB of float32 in 8 files
+    files = []
+    for i in range(count):
+        path = tmp_path / f"s{i}.npy"
+        np.save(path, rng.standard_normal((rows, classes)).astype(np.float32))
+        files.append(str(path))
+    from softmax_cli import sources
+    from softmax_cli.load import ArrayKeys
+    from softmax_cli.options import CheckOptions
+
+    loaded = sources.load_files(files, [None] * count, ArrayKeys())
+    tracemalloc.start()
+    try:
+        classify.check_loaded(loaded, CheckOptions.of())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    total_bytes = rows * classes * count * 4
+    assert peak < total_bytes / 16
