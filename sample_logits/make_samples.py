@@ -37,6 +37,33 @@ LM_HEAD_LOGITS = np.array(
 )
 LM_HEAD_TARGETS = np.array([2, 1, 0, 2], np.int64)
 
+# A float32 classifier dumped by four data-parallel ranks, one .npz shard each (logits and
+# targets), checked as one dump: shard 1 holds a row past float32's exp range (88.7), shard
+# 2 a row so negative that every naive exp rounds to 0, shard 3 a target on a masked class.
+SHARDS = [
+    (
+        np.array([[1.5, -0.5, 0.2, 2.0], [0.1, 0.3, -1.2, 0.8], [2.2, 1.1, 0.0, -0.4]], np.float32),
+        np.array([3, 1, 0], np.int64),
+    ),
+    (
+        np.array(
+            [[0.4, 1.9, -0.7, 0.0], [95.0, 90.0, 12.0, 3.0], [-0.2, 0.6, 1.4, 0.9]], np.float32
+        ),
+        np.array([1, 0, 2], np.int64),
+    ),
+    (
+        np.array(
+            [[1.0, 0.5, -0.5, 0.2], [-110.0, -108.5, -112.0, -109.0], [0.3, -0.1, 2.4, 1.0]],
+            np.float32,
+        ),
+        np.array([0, 1, 2], np.int64),
+    ),
+    (
+        np.array([[0.7, NEG, 1.3, -0.6], [1.2, 0.4, 0.9, -1.1], [-0.3, 2.6, 0.1, 0.5]], np.float32),
+        np.array([1, 0, -100], np.int64),
+    ),
+]
+
 
 def main() -> None:
     header = ",".join(f"class_{i}" for i in range(SEED_LOGITS.shape[1])) + ",target"
@@ -49,6 +76,9 @@ def main() -> None:
     np.save(HERE / "seed_targets.npy", SEED_TARGETS)
     np.save(HERE / "attention_scores.npy", ATTENTION)
     np.savez(HERE / "lm_head_fp16.npz", logits=LM_HEAD_LOGITS, targets=LM_HEAD_TARGETS)
+    (HERE / "shards").mkdir(exist_ok=True)
+    for rank, (logits, targets) in enumerate(SHARDS):
+        np.savez(HERE / "shards" / f"rank_{rank:02d}.npz", logits=logits, targets=targets)
 
 
 if __name__ == "__main__":

@@ -7,18 +7,20 @@ block small enough to stay in the L2 cache, which the kernels work on.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 
-from softmax_cli import fastpath, kernels
+from softmax_cli import fastpath, kernels, sources
 from softmax_cli.dtypes import ComputeDtype, resolve_compute_dtype
-from softmax_cli.load import Loaded
+from softmax_cli.load import ArrayKeys, Loaded
 from softmax_cli.options import DEFAULT_FAIL_ON, CheckOptions
 from softmax_cli.report import (
     NAIVE,
     STABLE,
+    FileInfo,
     Findings,
     Flag,
     ImplRows,
@@ -77,34 +79,41 @@ def check(
 
 
 def check_loaded(
-    loaded: Loaded, options: CheckOptions, on_progress: Progress | None = None
+    loaded: Loaded | Sequence[Loaded],
+    options: CheckOptions,
+    on_progress: Progress | None = None,
+    *,
+    scheduler: str | None = None,
+    keys: ArrayKeys | None = None,
 ) -> Report:
-    """Check what :func:`softmax_cli.load.load_inputs` read, with validated options."""
-    logits = loaded.logits
-    check_logits(logits, loaded.logits_name, options.class_axis)
-    compute_dtype = resolve_compute_dtype(options.dtype, logits.dtype, text=loaded.from_text)
-    rows = _SampleRows(logits, options.class_axis)
-    targets = None
-    if loaded.targets is not None:
-        targets = check_targets(
-            loaded.targets,
-            loaded.targets_name or "<targets>",
-            rows.count,
-            rows.classes,
-            options.ignore_index,
+    """Check what :func:`softmax_cli.load.load_inputs` read, with validated options.
+
+    Several files are checked as one dump: every file is validated (and must have the same
+    classes, compute dtype and kind of targets) before any work, then their blocks share
+    one pool. ``scheduler`` is a Dask scheduler's address to run the blocks on instead;
+    its workers read the files again with ``keys``, as they were read here.
+    """
+    files = [loaded] if isinstance(loaded, Loaded) else list(loaded)
+    parts = _prepare(files, options)
+    compute_dtype = parts[0].compute_dtype
+    if scheduler is None:
+        findings, measures = _classify(parts, options.ignore_index, compute_dtype, on_progress)
+    else:
+        from softmax_cli import cluster
+
+        findings, measures = cluster.classify(
+            scheduler, parts, options, compute_dtype, on_progress, keys or ArrayKeys()
         )
-    findings, measures = _classify(rows, targets, options.ignore_index, compute_dtype, on_progress)
+    targets = None
+    if parts[0].targets is not None:
+        targets = (
+            parts[0].targets if len(parts) == 1 else np.concatenate([p.targets for p in parts])
+        )
     # A corrupt archive member is an input error, not a report: wait for its CRC check.
-    loaded.verify()
+    for part in parts:
+        part.loaded.verify()
     return Report(
-        input=InputInfo(
-            logits=loaded.logits_name,
-            targets=None if targets is None else loaded.targets_name,
-            shape=tuple(int(n) for n in logits.shape),
-            dtype=str(logits.dtype),
-            class_axis=options.class_axis,
-            target_column=loaded.target_column if targets is not None else None,
-        ),
+        input=_input_info(parts, options.class_axis),
         compute_dtype=compute_dtype.name,
         fail_on=options.fail_on,
         findings=findings,
@@ -113,6 +122,63 @@ def check_loaded(
         masked=options.masked,
         min_headroom=options.min_headroom,
     )
+
+
+@dataclass(frozen=True, eq=False)
+class Part:
+    """One validated logits file: its rows, its targets and where its samples start."""
+
+    loaded: Loaded
+    rows: _SampleRows
+    targets: np.ndarray | None  # flat int64, as given (ignored ones keep the ignore index)
+    compute_dtype: ComputeDtype
+    first_index: int
+
+
+def _prepare(files: list[Loaded], options: CheckOptions) -> list[Part]:
+    """Every file validated, and checked to be like the first, before any work."""
+    parts: list[Part] = []
+    first_index = 0
+    for loaded in files:
+        logits = loaded.logits
+        check_logits(logits, loaded.logits_name, options.class_axis)
+        compute_dtype = resolve_compute_dtype(options.dtype, logits.dtype, text=loaded.from_text)
+        rows = _SampleRows(logits, options.class_axis)
+        targets = None
+        if loaded.targets is not None:
+            targets = check_targets(
+                loaded.targets,
+                loaded.targets_name or "<targets>",
+                rows.count,
+                rows.classes,
+                options.ignore_index,
+            )
+        part = Part(loaded, rows, targets, compute_dtype, first_index)
+        if parts:
+            sources.check_alike(parts[0], part)
+        parts.append(part)
+        first_index += rows.count
+    return parts
+
+
+def _input_info(parts: list[Part], class_axis: int) -> InputInfo:
+    def info(part: Part) -> FileInfo:
+        loaded = part.loaded
+        return FileInfo(
+            logits=loaded.logits_name,
+            targets=None if part.targets is None else loaded.targets_name,
+            shape=tuple(int(n) for n in loaded.logits.shape),
+            dtype=str(loaded.logits.dtype),
+            class_axis=class_axis,
+            first_index=part.first_index,
+        )
+
+    if len(parts) == 1:
+        one = info(parts[0])
+        column = parts[0].loaded.target_column if one.targets is not None else None
+        return InputInfo(one.logits, one.targets, one.shape, one.dtype, class_axis, (), column)
+    files = tuple(info(p) for p in parts)
+    return InputInfo.of_files(sources.label([f.logits for f in files]), files)
 
 
 class _SampleRows:
@@ -142,40 +208,46 @@ class _SampleRows:
 
 
 def _classify(
-    rows: _SampleRows,
-    targets: np.ndarray | None,
+    parts: list[Part],
     ignore_index: int,
     dtype: ComputeDtype,
     on_progress: Progress | None,
 ) -> tuple[Findings, Measures]:
-    """The one block loop: blocks of rows on a thread pool, each classified by classify_block.
+    """The one block loop: the blocks of every file on one thread pool, each classified by
+    classify_block.
 
     NumPy releases the GIL inside its loops, so the blocks run in parallel; each writes its
     own rows of the columns, so the result does not depend on the number of workers.
     """
-    n = rows.count
+    n = sum(p.rows.count for p in parts)
     findings, measures = Findings.blank(n), Measures.empty(n)
+    piece = _piece_rows(parts[0].rows.classes, dtype)
     # -1 marks "no target" for the block classifiers.
-    row_targets = None if targets is None else np.where(targets == ignore_index, -1, targets)
-    piece = _piece_rows(rows.classes, dtype)
-    block = piece * BLOCK_PIECES
+    row_targets = [
+        None if p.targets is None else np.where(p.targets == ignore_index, -1, p.targets)
+        for p in parts
+    ]
 
-    def classify_rows(start: int) -> int:
-        stop = min(n, start + block)
-        block_targets = None if row_targets is None else row_targets[start:stop]
+    def classify_rows(task: tuple[int, int, int]) -> int:
+        which, start, stop = task
+        part, targets = parts[which], row_targets[which]
         block_findings, block_measures = classify_block(
-            rows.block(start, stop), block_targets, dtype, piece
+            part.rows.block(start, stop),
+            None if targets is None else targets[start:stop],
+            dtype,
+            piece,
         )
-        findings.put(slice(start, stop), block_findings)
-        measures.put(slice(start, stop), block_measures)
+        at = slice(part.first_index + start, part.first_index + stop)
+        findings.put(at, block_findings)
+        measures.put(at, block_measures)
         return stop - start
 
-    starts = range(0, n, block)
-    workers = min(WORKERS, len(starts))
+    tasks = blocks(parts, piece)
+    workers = min(WORKERS, len(tasks))
     pool = ThreadPoolExecutor(workers) if workers > 1 else None
     try:
         done = 0
-        for count in pool.map(classify_rows, starts) if pool else map(classify_rows, starts):
+        for count in pool.map(classify_rows, tasks) if pool else map(classify_rows, tasks):
             done += count
             if on_progress is not None:
                 on_progress(done, n)
@@ -184,6 +256,17 @@ def _classify(
             # On an error or Ctrl-C, do not run the blocks still queued.
             pool.shutdown(wait=True, cancel_futures=True)
     return findings, measures
+
+
+def blocks(parts: list[Part], piece_rows: int) -> list[tuple[int, int, int]]:
+    """(file, start, stop) of every block, file after file: a flat list of tasks, so the
+    pool (or a cluster) shares out the files as it shares out one file's blocks."""
+    block = piece_rows * BLOCK_PIECES
+    return [
+        (which, start, min(part.rows.count, start + block))
+        for which, part in enumerate(parts)
+        for start in range(0, part.rows.count, block)
+    ]
 
 
 def _piece_rows(classes: int, dtype: ComputeDtype) -> int:

@@ -24,10 +24,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from softmax_cli import config
+from softmax_cli import config, sources
 from softmax_cli.classify import check_loaded
 from softmax_cli.errors import ExitCode, OptionError, SoftmaxCheckError, UsageError, printable
-from softmax_cli.load import ArrayKeys, load_inputs
+from softmax_cli.load import ArrayKeys
 from softmax_cli.options import (
     Category,
     CheckOptions,
@@ -89,19 +89,22 @@ def _config_option(ctx: typer.Context, param: typer.CallbackParam, value: object
 )
 def run(
     logits: Annotated[
-        str,
+        list[str],
         typer.Argument(
-            metavar="LOGITS",
-            help="Logits: .npy, .npz or .csv; '-' reads CSV from standard input.",
+            metavar="LOGITS...",
+            help="Logits: .npy, .npz or .csv files, or directories of them, checked as one "
+            "dump; '-' reads CSV from standard input.",
             show_default=False,
         ),
     ],
     targets: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
             "--targets",
             metavar="PATH",
-            help="Integer class index per sample: .npy, .npz, or .csv/.txt with one per line.",
+            help="Integer class index per sample: .npy, .npz, or .csv/.txt with one per line; "
+            "with several logits files, once per file in the same order.",
+            show_default=False,
         ),
     ] = None,
     target_column: Annotated[
@@ -221,6 +224,15 @@ def run(
             help="Ignore \\[tool.softmax-check] in pyproject.toml.",
         ),
     ] = False,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ADDRESS",
+            help="Run the check on a Dask cluster (tcp://host:8786); its workers must see "
+            "the files at the same paths. Needs the 'dask' extra.",
+            show_default=False,
+        ),
+    ] = None,
     version: Annotated[
         bool | None,
         typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
@@ -231,13 +243,21 @@ def run(
         options = CheckOptions.of(
             dtype, class_axis, ignore_index, fail_on, masked=masked, min_headroom=min_headroom
         )
+        files = sources.logits_files(logits)
+        targets_files = sources.pair_targets(files, targets or [])
+        inputs = (*files, *targets_files)
+        if scheduler is not None:  # before reading anything
+            from softmax_cli import cluster
+
+            cluster.refuse_stdin(list(inputs))
         if output is not None:
-            _check_writable(output, inputs=(logits, targets))
-        extra_reports = _parse_reports(reports or [], output, inputs=(logits, targets))
+            _check_writable(output, inputs=inputs)
+        extra_reports = _parse_reports(reports or [], output, inputs=inputs)
+        keys = ArrayKeys(logits_key, targets_key, target_column)
         started = time.perf_counter()
-        loaded = load_inputs(logits, targets, ArrayKeys(logits_key, targets_key, target_column))
-        with _progress(loaded.logits.size) as on_progress:
-            report = check_loaded(loaded, options, on_progress)
+        loaded = sources.load_files(files, targets_files, keys)
+        with _progress(sum(f.logits.size for f in loaded)) as on_progress:
+            report = check_loaded(loaded, options, on_progress, scheduler=scheduler, keys=keys)
         report = dataclasses.replace(report, elapsed=time.perf_counter() - started)
         view = View(include_clean=show_all, max_rows=max_rows)
         # Files for the CI system first: if one cannot be written, exit 2 with nothing on

@@ -238,13 +238,14 @@ class SampleResult:
     """One sample as a renderer shows it. Each measure is an attribute (``max_logit``)."""
 
     index: int
-    position: tuple[int, ...]
+    position: tuple[int, ...]  # within the sample's own file
     target: int | None
     measures: Mapping[str, float]
     input: InputFlags
     results: Mapping[str, PathFlags]  # by implementation name, in the report's order
     flagged: bool
     failing: tuple[Category, ...]  # the fail_on categories this sample falls in
+    file: str | None = None  # its logits file, when several files are checked as one dump
 
     def __getattr__(self, name: str) -> float:
         # Only reached for names that are not fields: the declared measures.
@@ -318,15 +319,15 @@ class Summary:
 
 
 @dataclass(frozen=True)
-class InputInfo:
-    """Where the logits came from and how they were read."""
+class FileInfo:
+    """One logits file of several checked as one dump, and where its samples start."""
 
     logits: str
     targets: str | None
     shape: tuple[int, ...]
     dtype: str
     class_axis: int
-    target_column: str | None = None  # the CSV column the targets came from, as written
+    first_index: int  # the flat index, across the files, of this file's first sample
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -334,8 +335,60 @@ class InputInfo:
         return self.shape[:axis] + self.shape[axis + 1 :]
 
     @property
+    def samples(self) -> int:
+        return int(np.prod(self.sample_shape, dtype=np.int64))
+
+
+@dataclass(frozen=True)
+class InputInfo:
+    """Where the logits came from and how they were read.
+
+    Several files checked as one dump are listed in ``files`` (empty for one file); then
+    ``logits`` is a label for them all, ``shape`` is (samples, classes) over all of them,
+    and a sample's position is within its own file (see :meth:`locate`).
+    """
+
+    logits: str
+    targets: str | None
+    shape: tuple[int, ...]
+    dtype: str
+    class_axis: int
+    files: tuple[FileInfo, ...] = ()
+    target_column: str | None = None  # the CSV column the targets came from, as written
+
+    @classmethod
+    def of_files(cls, label: str, files: tuple[FileInfo, ...]) -> InputInfo:
+        """The input of several files, ``label`` naming them together."""
+        first = files[0]
+        samples = sum(f.samples for f in files)
+        dtypes = "/".join(dict.fromkeys(f.dtype for f in files))
+        classes = first.shape[first.class_axis]
+        # Each file names its own targets (see ``files``).
+        return cls(label, None, (samples, classes), dtypes, first.class_axis, files)
+
+    @property
+    def several(self) -> bool:
+        return bool(self.files)
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        if self.files:
+            return self.shape[:1]
+        axis = self.class_axis % len(self.shape)
+        return self.shape[:axis] + self.shape[axis + 1 :]
+
+    @property
     def classes(self) -> int:
+        if self.files:
+            return self.shape[-1]
         return self.shape[self.class_axis]
+
+    def locate(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For flat indices across the files: which file holds each, and its flat index
+        within that file."""
+        firsts = np.array([f.first_index for f in self.files], dtype=np.int64)
+        which = np.searchsorted(firsts, indices, side="right") - 1
+        return which, indices - firsts[which]
 
 
 # --- the report ----------------------------------------------------------------------------
@@ -516,10 +569,11 @@ class Report:
     def results(self, indices: np.ndarray) -> Iterator[SampleResult]:
         """The samples at ``indices``, in that order. Column values are read a batch at a
         time with ``tolist()`` (plain Python numbers: a report may list millions)."""
-        sample_shape = self.input.sample_shape
+        info = self.input
         names = [i.name for i in self.implementations]
         for start in range(0, len(indices), _LIST_BATCH):
-            at = np.asarray(indices[start : start + _LIST_BATCH])
+            at = np.asarray(indices[start : start + _LIST_BATCH], dtype=np.int64)
+            places = _places(info, at)
             input_bits = self.findings.input[at].tolist()
             has_target = self.findings.has_target[at].tolist()
             targets = None if self.targets is None else self.targets[at].tolist()
@@ -529,7 +583,7 @@ class Report:
             breaks = {n: self.breaks[n][at].tolist() for n in names}
             flagged = self.flagged[at].tolist()
             failing = {c: m[at].tolist() for c, m in self.failing.items()}
-            for k, index in enumerate(at.tolist()):
+            for k, (index, (file, position)) in enumerate(zip(at.tolist(), places, strict=True)):
                 bits = input_bits[k]
                 with_target = has_target[k]
                 results = {}
@@ -543,19 +597,34 @@ class Report:
                     )
                 yield SampleResult(
                     index=index,
-                    position=_unravel(index, sample_shape),
+                    position=position,
                     target=None if targets is None else targets[k],
                     measures={name: values[k] for name, values in measures.items()},
                     input=InputFlags(**{key: bool(bits & bit) for key, bit in _INPUT_BITS}),
                     results=results,
                     flagged=flagged[k],
                     failing=tuple(c for c, m in failing.items() if m[k]),
+                    file=file,
                 )
 
 
 # (key, bit) pairs as plain ints: the listing loop tests bits millions of times.
 _FLAG_BITS = tuple((f.key, int(f)) for f in Flag)
 _INPUT_BITS = tuple((f.key, int(f)) for f in InputFlag)
+
+
+def _places(info: InputInfo, at: np.ndarray) -> list[tuple[str | None, tuple[int, ...]]]:
+    """(file, position within it) for each flat index of a batch: the file is None for a
+    single-file input."""
+    if not info.files:
+        shape = info.sample_shape
+        return [(None, _unravel(i, shape)) for i in at.tolist()]
+    which, local = info.locate(at)
+    files = info.files
+    return [
+        (files[w].logits, _unravel(i, files[w].sample_shape))
+        for w, i in zip(which.tolist(), local.tolist(), strict=True)
+    ]
 
 
 def _unravel(index: int, shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -42,7 +42,9 @@ def _annotations(report: Report, level: str, listed: np.ndarray, what: str) -> l
     cap = ANNOTATIONS_PER_LEVEL
     shown = listed if len(listed) <= cap else listed[: cap - 1]
     lines = [
-        _command(level, report, f"{TOOL}: {sample_label(s)}", _message(report, s))
+        _command(
+            level, s.file or report.input.logits, f"{TOOL}: {sample_label(s)}", _message(report, s)
+        )
         for s in report.results(shown)
     ]
     hidden = len(listed) - len(shown)
@@ -50,7 +52,7 @@ def _annotations(report: Report, level: str, listed: np.ndarray, what: str) -> l
         lines.append(
             _command(
                 level,
-                report,
+                None if report.input.several else report.input.logits,
                 f"{TOOL}: {hidden} more samples",
                 f"... and {hidden} more samples {what}; --format json or --format junit "
                 "lists every one",
@@ -67,10 +69,11 @@ def _message(report: Report, sample: SampleResult) -> str:
     )
 
 
-def _command(level: str, report: Report, title: str, message: str) -> str:
+def _command(level: str, file: str | None, title: str, message: str) -> str:
+    """An annotation pointing at ``file`` (the sample's own: one of several, or the one)."""
     properties = {"title": title}
-    if report.input.logits != NOT_A_FILE:
-        properties = {"file": report.input.logits, **properties}
+    if file is not None and file != NOT_A_FILE:
+        properties = {"file": file, **properties}
     joined = ",".join(f"{key}={_property(value)}" for key, value in properties.items())
     return f"::{level} {joined}::{_data(message)}"
 

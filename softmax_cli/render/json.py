@@ -11,6 +11,7 @@ from softmax_cli.report import (
     MEASURES,
     Flag,
     InputFlag,
+    InputInfo,
     MeasureSpec,
     PathFlags,
     Report,
@@ -45,13 +46,7 @@ def document(report: Report) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "softmax-check", "version": __version__},
-        "input": {
-            "logits": info.logits,
-            "targets": info.targets,
-            "shape": list(info.shape),
-            "dtype": info.dtype,
-            "class_axis": info.class_axis,
-        },
+        "input": _input(info),
         "compute_dtype": report.compute_dtype,
         "fail_on": [c.value for c in report.fail_on],
         "passed": report.passed,
@@ -63,6 +58,30 @@ def document(report: Report) -> dict[str, Any]:
             "headroom": vars(summary.headroom),
         },
     }
+
+
+def _input(info: InputInfo) -> dict[str, Any]:
+    """One file as it always was; several as ``files`` with where each one's samples start."""
+    if not info.several:
+        return {
+            "logits": info.logits,
+            "targets": info.targets,
+            "shape": list(info.shape),
+            "dtype": info.dtype,
+            "class_axis": info.class_axis,
+        }
+    files = [
+        {
+            "logits": f.logits,
+            "targets": f.targets,
+            "shape": list(f.shape),
+            "dtype": f.dtype,
+            "samples": f.samples,
+            "first_index": f.first_index,
+        }
+        for f in info.files
+    ]
+    return {"files": files, "samples": info.shape[0], "class_axis": info.class_axis}
 
 
 _INPUT_KEYS = tuple(f.key for f in InputFlag)
@@ -78,8 +97,10 @@ _FLAG_KEYS = tuple(f.key for f in Flag)
 
 def sample(result: SampleResult) -> dict[str, Any]:
     # Built by hand: dataclasses.asdict deep-copies, and this runs once per listed sample.
+    where = {} if result.file is None else {"file": result.file}
     return {
         "index": result.index,
+        **where,
         "position": list(result.position),
         "target": result.target,
         **{m.name: _measure(result.measures[m.name], m) for m in _MEASURES},

@@ -55,10 +55,10 @@ def render(report: Report, view: View = DEFAULT_VIEW) -> str:
 def document(report: Report, view: View = DEFAULT_VIEW) -> ET.Element:
     """``<testsuites>`` holding one ``<testsuite>`` for the logits file."""
     info = report.input
-    classname = _classname(report)
-    cases = [_case(report, s, classname) for s in report.samples(include_clean=view.include_clean)]
+    cases = [_case(report, s) for s in report.samples(include_clean=view.include_clean)]
     if not cases:
-        cases = [_clean_file_case(report, classname)]
+        files = [f.logits for f in info.files] if info.several else [info.logits]
+        cases = [_clean_file_case(report, file) for file in files]
     counts = {
         "tests": str(len(cases)),
         "failures": str(sum(c.find("failure") is not None for c in cases)),
@@ -82,13 +82,20 @@ def document(report: Report, view: View = DEFAULT_VIEW) -> ET.Element:
         ("fail_on", policy_text(report)),
     ):
         ET.SubElement(properties, "property", {"name": name, "value": _text(value)})
+    for file in info.files:  # several logits files: each one, in order
+        ET.SubElement(properties, "property", {"name": "file", "value": _text(file.logits)})
     suite.extend(cases)
     return root
 
 
-def _case(report: Report, sample: SampleResult, classname: str) -> ET.Element:
+def _case(report: Report, sample: SampleResult) -> ET.Element:
     case = ET.Element(
-        "testcase", {"name": sample_label(sample), "classname": classname, "time": _NONE}
+        "testcase",
+        {
+            "name": sample_label(sample),
+            "classname": _classname(sample.file or report.input.logits),
+            "time": _NONE,
+        },
     )
     details = _details(report, sample)
     if sample.failing:
@@ -106,17 +113,19 @@ def _case(report: Report, sample: SampleResult, classname: str) -> ET.Element:
     return case
 
 
-def _clean_file_case(report: Report, classname: str) -> ET.Element:
-    """The one passing test case of a report that lists no sample."""
-    case = ET.Element("testcase", {"name": "all samples", "classname": classname, "time": _NONE})
+def _clean_file_case(report: Report, file: str) -> ET.Element:
+    """The passing test case of a report that lists no sample: one per logits file."""
+    case = ET.Element(
+        "testcase", {"name": "all samples", "classname": _classname(file), "time": _NONE}
+    )
     ET.SubElement(case, "system-out").text = _text(meaning(report))
     return case
 
 
-def _classname(report: Report) -> str:
+def _classname(logits: str) -> str:
     """``softmax-check.`` and the logits path without dots, so Jenkins' split at the last dot
     gives package ``softmax-check`` and class the whole path (see the module docstring)."""
-    return _text(f"{SUITE}.{report.input.logits.replace('.', '_')}")
+    return _text(f"{SUITE}.{logits.replace('.', '_')}")
 
 
 def _seconds(elapsed: float | None) -> str:

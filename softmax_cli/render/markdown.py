@@ -32,12 +32,16 @@ def render(report: Report, view: View = DEFAULT_VIEW) -> str:
     """The Markdown document, ending in a newline."""
     info, s = report.input, report.summary
     icon = ":white_check_mark:" if report.passed else ":x:"
+    size = f"{s.samples} samples x {info.classes} classes"
+    targets = f"targets from {_targets(info)}." if info.targets else "no targets."
+    if info.several:
+        size += f" in {len(info.files)} files"
+        targets = "targets from each file." if report.targets is not None else "no targets."
     blocks = [
         f"## softmax-check: {_code(info.logits)}",
         f"{icon} **{_escape(verdict_line(report))}**",
-        f"{s.samples} samples x {info.classes} classes, {info.dtype} input, computed in "
-        f"{report.compute_dtype}, "
-        + (f"targets from {_targets(info)}." if info.targets else "no targets.")
+        f"{size}, {info.dtype} input, computed in {report.compute_dtype}, "
+        + targets
         + f" **{s.flagged} flagged.** {_escape(meaning(report))}",
         _counts(report),
         _escape(headroom_line(report)),
@@ -69,12 +73,19 @@ def _counts(report: Report) -> str:
 def _samples(report: Report, samples: list[SampleResult]) -> str:
     measures = TABLE_MEASURES
     names = [i.name for i in report.implementations]
+    file = ["file"] if report.input.several else []
     rows = [
-        _row(["sample", "target", *(m.label for m in measures), *names]),
-        _rule(["---", "---:", *("---:" for _ in measures), *("---" for _ in names)]),
+        _row([*file, "sample", "target", *(m.label for m in measures), *names]),
+        _rule(
+            ["---" for _ in file]
+            + ["---", "---:"]
+            + ["---:" for _ in measures]
+            + ["---" for _ in names]
+        ),
     ]
     for sample in samples:
         cells = (
+            *([_code(sample.file)] if sample.file is not None else []),
             position_text(sample),
             target_text(sample),
             *(measure_text(sample, m) for m in measures),

@@ -17,15 +17,17 @@ from softmax_cli.options import DEFAULT_VIEW, View
 from softmax_cli.render.words import (
     COUNT_NAMES,
     TABLE_MEASURES,
+    dump_text,
+    file_text,
     headroom_line,
     listed_rows,
     meaning,
     measure_text,
     position_text,
     raised_flags,
-    samples_count,
     short_number,
     target_text,
+    targets_source,
     verdict_line,
     verdict_word,
 )
@@ -80,16 +82,9 @@ def _header(report: Report) -> Text:
     info = report.input
     text = Text("softmax-check ", style="bold")
     text.append(info.logits, style="bold cyan")
-    text.append(
-        f"\n{samples_count(report.summary.samples)} x {info.classes} classes, "
-        f"{info.dtype} input computed in {report.compute_dtype}, "
-    )
-    if info.targets is None:
-        text.append("no targets")
-    elif info.target_column is not None:
-        text.append(f"targets from column {info.target_column!r} of {info.targets}")
-    else:
-        text.append(f"targets from {info.targets}")
+    text.append(f"\n{dump_text(report)}, {info.dtype} input computed in {report.compute_dtype}, ")
+    targets = targets_source(report)
+    text.append(f"targets from {targets}" if targets else "no targets")
     return text
 
 
@@ -116,7 +111,10 @@ def _samples(report: Report, samples: list[SampleResult], view: View) -> Table:
     title = "All samples" if view.include_clean else "Flagged samples"
     table = Table(title=f"{title}, worst first", title_justify="left", box=box.SIMPLE_HEAD)
     measures = TABLE_MEASURES
-    table.add_column("sample", justify="left")
+    several = report.input.several
+    # With several files the sample cell names the file under the position (the flags
+    # already take two lines); a long name folds in the cell, so 80 columns still fit.
+    table.add_column("sample", justify="left", overflow="fold" if several else "ellipsis")
     table.add_column("target", justify="right")
     for m in measures:
         table.add_column(m.label, justify="right")
@@ -125,7 +123,9 @@ def _samples(report: Report, samples: list[SampleResult], view: View) -> Table:
         table.add_column(implementation.name, min_width=len("BROKEN loss=inf"), overflow="fold")
     for sample in samples:
         table.add_row(
-            position_text(sample),
+            f"{position_text(sample)}\n{file_text(report, sample)}"
+            if several
+            else position_text(sample),
             target_text(sample),
             *(measure_text(sample, m) for m in measures),
             *(_path_cell(sample, sample.results[i.name]) for i in report.implementations),

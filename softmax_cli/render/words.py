@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
@@ -29,6 +30,41 @@ def position_text(sample: SampleResult) -> str:
     if len(position) == 1:
         return str(position[0])
     return "(" + ", ".join(map(str, position)) + ")"
+
+
+def file_text(report: Report, sample: SampleResult) -> str:
+    """The sample's file, short: without the directory all the files share (the header
+    names it), so a file column stays narrow."""
+    assert sample.file is not None
+    directory = shared_directory(report)
+    return sample.file[len(directory) :] if directory else sample.file
+
+
+def shared_directory(report: Report) -> str:
+    """The directory every file of a several-file input is in (with a final separator),
+    or ``""``."""
+    directories = {os.path.dirname(f.logits) for f in report.input.files}
+    if len(directories) != 1 or not (directory := directories.pop()):
+        return ""
+    directory = os.path.join(directory, "")
+    return directory if all(f.logits.startswith(directory) for f in report.input.files) else ""
+
+
+def dump_text(report: Report) -> str:
+    """``3 samples x 3 classes`` (``... in 4 files``): a report header's size of the dump."""
+    info = report.input
+    text = f"{samples_count(report.summary.samples)} x {info.classes} classes"
+    return f"{text} in {len(info.files)} files" if info.several else text
+
+
+def targets_source(report: Report) -> str | None:
+    """Where the targets came from (``t.npy``, ``each file``), or None without targets."""
+    info = report.input
+    if info.several:
+        return "each file" if report.targets is not None else None
+    if info.targets is not None and info.target_column is not None:
+        return f"column {info.target_column!r} of {info.targets}"
+    return info.targets
 
 
 def sample_label(sample: SampleResult) -> str:
@@ -61,7 +97,8 @@ def headroom_line(report: Report) -> str:
     h = report.summary.headroom
     if h.min is None:
         return "headroom: undefined (no sample has a finite log-sum-exp)"
-    where = position_text(next(report.results(np.array([h.index]))))
+    lowest = next(report.results(np.array([h.index])))
+    where = position_text(lowest) + (f" of {lowest.file}" if lowest.file else "")
     below = f"{samples_count(h.below)} below {report.min_headroom:g}"
     return f"headroom: min {short_number(h.min)} nats (sample {where}); {below}"
 
