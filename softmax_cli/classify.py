@@ -12,11 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from softmax_cli import fastpath, kernels
+from softmax_cli import fastpath, impl, kernels
 from softmax_cli.dtypes import ComputeDtype, resolve_compute_dtype
 from softmax_cli.load import Loaded
 from softmax_cli.options import DEFAULT_FAIL_ON, CheckOptions
 from softmax_cli.report import (
+    BUILTIN,
     NAIVE,
     STABLE,
     Findings,
@@ -51,16 +52,22 @@ def check(
     logits_name: str = "<logits>",
     targets_name: str | None = None,
     on_progress: Progress | None = None,
+    implementations: Iterable[impl.ImplementationLike] | None = None,
+    impl_rtol: float | None = None,
 ) -> Report:
     """Check every sample of ``logits`` with the naive and the stable softmax/cross-entropy.
 
     ``class_axis`` is the class axis; every other axis is a sample axis. ``targets`` holds
     one class index per sample (or ``ignore_index`` for none). ``dtype`` is the precision
-    to compute in; ``auto`` keeps a float input's own. The options are validated before any
-    work (an OptionError names the parameter); arrays that cannot be checked raise
-    InputError.
+    to compute in; ``auto`` keeps a float input's own. ``implementations`` adds your own
+    (functions, or ``"[NAME=]path/to/file.py:function"`` strings; see
+    :mod:`softmax_cli.impl`), their loss held to ``impl_rtol`` (default per dtype). The
+    options are validated before any work (an OptionError names the parameter); arrays
+    that cannot be checked raise InputError.
     """
     options = CheckOptions.of(dtype, class_axis, ignore_index, fail_on)
+    own = impl.resolve(implementations)
+    impl_rtol = impl.check_rtol(impl_rtol)
     loaded = Loaded(
         logits=np.asarray(logits),
         targets=targets,
@@ -68,13 +75,20 @@ def check(
         targets_name=None if targets is None else (targets_name or "<targets>"),
         from_text=False,
     )
-    return check_loaded(loaded, options, on_progress)
+    return check_loaded(loaded, options, on_progress, own, impl_rtol)
 
 
 def check_loaded(
-    loaded: Loaded, options: CheckOptions, on_progress: Progress | None = None
+    loaded: Loaded,
+    options: CheckOptions,
+    on_progress: Progress | None = None,
+    implementations: Iterable[impl.ImplementationLike] | None = None,
+    impl_rtol: float | None = None,
 ) -> Report:
-    """Check what :func:`softmax_cli.load.load_inputs` read, with validated options."""
+    """Check what :func:`softmax_cli.load.load_inputs` read, with validated options (and
+    your own implementations, see :func:`check`)."""
+    own = impl.resolve(implementations)
+    impl_rtol = impl.check_rtol(impl_rtol)
     logits = loaded.logits
     check_logits(logits, loaded.logits_name, options.class_axis)
     compute_dtype = resolve_compute_dtype(options.dtype, logits.dtype, text=loaded.from_text)
@@ -88,7 +102,9 @@ def check_loaded(
             rows.classes,
             options.ignore_index,
         )
-    findings, measures = _classify(rows, targets, options.ignore_index, compute_dtype, on_progress)
+    findings, measures = _classify(
+        rows, targets, options.ignore_index, compute_dtype, on_progress, own, impl_rtol
+    )
     return Report(
         input=InputInfo(
             logits=loaded.logits_name,
@@ -102,6 +118,7 @@ def check_loaded(
         findings=findings,
         measures=measures,
         targets=targets,
+        implementations=(*BUILTIN, *(o.implementation for o in own)),
     )
 
 
@@ -137,14 +154,19 @@ def _classify(
     ignore_index: int,
     dtype: ComputeDtype,
     on_progress: Progress | None,
+    own: tuple[impl.OwnImplementation, ...] = (),
+    impl_rtol: float | None = None,
 ) -> tuple[Findings, Measures]:
     """The one block loop: blocks of rows on a thread pool, each classified by classify_block.
 
     NumPy releases the GIL inside its loops, so the blocks run in parallel; each writes its
-    own rows of the columns, so the result does not depend on the number of workers.
+    own rows of the columns, so the result does not depend on the number of workers. Your
+    own implementations then run on the same blocks, one after the other in this thread:
+    torch spreads each call over the cores itself.
     """
     n = rows.count
-    findings, measures = Findings.blank(n), Measures.empty(n)
+    implementations = (*BUILTIN, *(o.implementation for o in own))
+    findings, measures = Findings.blank(n, implementations), Measures.empty(n)
     # -1 marks "no target" for the block classifiers.
     row_targets = None if targets is None else np.where(targets == ignore_index, -1, targets)
     piece = _piece_rows(rows.classes, dtype)
@@ -163,16 +185,30 @@ def _classify(
     starts = range(0, n, block)
     workers = min(WORKERS, len(starts))
     pool = ThreadPoolExecutor(workers) if workers > 1 else None
+    total = n * (1 + len(own))
     try:
         done = 0
         for count in pool.map(classify_rows, starts) if pool else map(classify_rows, starts):
             done += count
             if on_progress is not None:
-                on_progress(done, n)
+                on_progress(done, total)
     finally:
         if pool is not None:
             # On an error or Ctrl-C, do not run the blocks still queued.
             pool.shutdown(wait=True, cancel_futures=True)
+    if own:
+        rtol = impl.rtol_for(dtype, impl_rtol)
+        no_targets = np.full(n, -1)
+        for start in starts:
+            stop = min(n, start + block)
+            x = rows.block(start, stop)
+            block_targets = (no_targets if row_targets is None else row_targets)[start:stop]
+            for o in own:
+                rows_of_own = impl.run_block(o, x, block_targets, dtype, ignore_index, rtol)
+                findings.impls[o.name].put(slice(start, stop), rows_of_own)
+                done += stop - start
+                if on_progress is not None:
+                    on_progress(done, total)
     return findings, measures
 
 

@@ -17,9 +17,16 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from softmax_cli import config
+from softmax_cli import config, impl
 from softmax_cli.classify import check_loaded
-from softmax_cli.errors import ExitCode, OptionError, SoftmaxCheckError, UsageError, printable
+from softmax_cli.errors import (
+    ExitCode,
+    ImplementationError,
+    OptionError,
+    SoftmaxCheckError,
+    UsageError,
+    printable,
+)
 from softmax_cli.load import ArrayKeys, load_inputs
 from softmax_cli.options import CheckOptions, DtypeName, OutputFormat, View
 from softmax_cli.render import render
@@ -153,9 +160,28 @@ def run(
         typer.Option(
             metavar="LIST",
             help="Exit 1 when a sample falls in one of these: comma list of input, stable, "
-            "naive, any, none.",
+            "naive, impl, any, none.",
         ),
     ] = "input,stable",
+    impls: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--impl",
+            metavar="[NAME=]SPEC",
+            help="Also run your own softmax or cross-entropy, path/to/file.py:function or "
+            "package.module:function (needs torch); repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    impl_rtol: Annotated[
+        float | None,
+        typer.Option(
+            metavar="X",
+            help="Largest error of --impl losses against the float64 reference (default: "
+            "1e-10 float64, 1e-5 float32, 3e-2 bfloat16, 8e-3 float16).",
+            show_default=False,
+        ),
+    ] = None,
     reports: Annotated[
         list[str] | None,
         typer.Option(
@@ -198,9 +224,12 @@ def run(
         if output is not None:
             _check_writable(output, inputs=(logits, targets))
         extra_reports = _parse_reports(reports or [], output, inputs=(logits, targets))
+        # Your implementations are imported before any input is read: a typo fails at once.
+        own = impl.resolve(impls)
+        impl_rtol = impl.check_rtol(impl_rtol)
         loaded = load_inputs(logits, targets, ArrayKeys(logits_key, targets_key, target_column))
-        with _progress(loaded.logits.size) as on_progress:
-            report = check_loaded(loaded, options, on_progress)
+        with _progress(loaded.logits.size * (1 + len(own))) as on_progress:
+            report = check_loaded(loaded, options, on_progress, own, impl_rtol)
         view = View(include_clean=show_all, max_rows=max_rows)
         # Files for the CI system first: if one cannot be written, exit 2 with nothing on
         # standard output, as for any other error.
@@ -215,6 +244,8 @@ def run(
             Console(width=width).print(table.renderable(report, view))
         else:
             _write(output, render(report, output_format, view))
+    except ImplementationError as error:
+        _fail(error.worded(_flag(error.option)), error.traceback)
     except OptionError as error:
         _fail(error.worded(_flag(error.option)))
     except SoftmaxCheckError as error:
@@ -236,7 +267,7 @@ def run(
 
 
 # Parameters whose command-line flag is not the parameter's own name in kebab-case.
-_FLAGS = {"output_format": "--format"}
+_FLAGS = {"output_format": "--format", "implementations": "--impl"}
 
 
 def _flag(parameter: str) -> str:
@@ -265,8 +296,18 @@ def _progress(elements: int) -> Iterator[Callable[[int, int], None] | None]:
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
-def _fail(message: str) -> None:
+# The most lines of a user's traceback shown (the innermost ones: where it raised).
+_TRACEBACK_LINES = 40
+
+
+def _fail(message: str, details: str = "") -> None:
+    """The error on standard error, then ``details`` (a user's traceback), and exit 2."""
     text = printable(f"softmax-check: error: {message}")
+    lines = details.splitlines()
+    if len(lines) > _TRACEBACK_LINES:
+        lines = [lines[0], "  ...", *lines[-_TRACEBACK_LINES + 2 :]]
+    # printable keeps a few lines per message; a traceback is made safe line by line.
+    text += "".join(f"\n{printable(line)}" for line in lines)
     stderr.print(text, markup=False, emoji=False, soft_wrap=True)
     raise typer.Exit(ExitCode.ERROR)
 

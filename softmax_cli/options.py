@@ -40,6 +40,7 @@ class Category(enum.StrEnum):
     input = "input"
     stable = "stable"
     naive = "naive"
+    impl = "impl"  # a user's implementation (--impl) breaks
 
 
 DEFAULT_FAIL_ON: tuple[Category, ...] = (Category.input, Category.stable)
