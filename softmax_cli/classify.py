@@ -13,11 +13,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from softmax_cli import fastpath, kernels, sources
+from softmax_cli import fastpath, impl, kernels, sources
 from softmax_cli.dtypes import ComputeDtype, resolve_compute_dtype
+from softmax_cli.errors import OptionError
 from softmax_cli.load import ArrayKeys, Loaded
 from softmax_cli.options import DEFAULT_FAIL_ON, CheckOptions
 from softmax_cli.report import (
+    BUILTIN,
     NAIVE,
     STABLE,
     FileInfo,
@@ -55,6 +57,8 @@ def check(
     logits_name: str = "<logits>",
     targets_name: str | None = None,
     on_progress: Progress | None = None,
+    implementations: Iterable[impl.ImplementationLike] | None = None,
+    impl_rtol: float | None = None,
 ) -> Report:
     """Check every sample of ``logits`` with the naive and the stable softmax/cross-entropy.
 
@@ -62,12 +66,16 @@ def check(
     one class index per sample (or ``ignore_index`` for none). ``dtype`` is the precision
     to compute in; ``auto`` keeps a float input's own. ``masked="ignore"`` counts fully
     masked rows as padding, in no failing category; ``min_headroom`` (nats) adds the category
-    ``headroom`` to ``fail_on``. The options are validated before any work (an OptionError
-    names the parameter); arrays that cannot be checked raise InputError.
+    ``headroom`` to ``fail_on``. ``implementations`` adds your own (functions, or
+    ``"[NAME=]path/to/file.py:function"`` strings; see :mod:`softmax_cli.impl`), their loss
+    held to ``impl_rtol`` (default per dtype). The options are validated before any work (an
+    OptionError names the parameter); arrays that cannot be checked raise InputError.
     """
     options = CheckOptions.of(
         dtype, class_axis, ignore_index, fail_on, masked=masked, min_headroom=min_headroom
     )
+    own = impl.resolve(implementations)
+    impl_rtol = impl.check_rtol(impl_rtol)
     loaded = Loaded(
         logits=np.asarray(logits),
         targets=targets,
@@ -75,7 +83,7 @@ def check(
         targets_name=None if targets is None else (targets_name or "<targets>"),
         from_text=False,
     )
-    return check_loaded(loaded, options, on_progress)
+    return check_loaded(loaded, options, on_progress, implementations=own, impl_rtol=impl_rtol)
 
 
 def check_loaded(
@@ -85,19 +93,31 @@ def check_loaded(
     *,
     scheduler: str | None = None,
     keys: ArrayKeys | None = None,
+    implementations: Iterable[impl.ImplementationLike] | None = None,
+    impl_rtol: float | None = None,
 ) -> Report:
     """Check what :func:`softmax_cli.load.load_inputs` read, with validated options.
 
     Several files are checked as one dump: every file is validated (and must have the same
     classes, compute dtype and kind of targets) before any work, then their blocks share
     one pool. ``scheduler`` is a Dask scheduler's address to run the blocks on instead;
-    its workers read the files again with ``keys``, as they were read here.
+    its workers read the files again with ``keys``, as they were read here. Your own
+    ``implementations`` (see :func:`check`) run locally, after the built-in ones.
     """
+    own = impl.resolve(implementations)
+    impl_rtol = impl.check_rtol(impl_rtol)
+    if own and scheduler is not None:
+        raise OptionError(
+            "scheduler",
+            "{option} and your own implementations (--impl) do not go together: run --impl locally",
+        )
     files = [loaded] if isinstance(loaded, Loaded) else list(loaded)
     parts = _prepare(files, options)
     compute_dtype = parts[0].compute_dtype
     if scheduler is None:
-        findings, measures = _classify(parts, options.ignore_index, compute_dtype, on_progress)
+        findings, measures = _classify(
+            parts, options.ignore_index, compute_dtype, on_progress, own, impl_rtol
+        )
     else:
         from softmax_cli import cluster
 
@@ -121,6 +141,7 @@ def check_loaded(
         targets=targets,
         masked=options.masked,
         min_headroom=options.min_headroom,
+        implementations=(*BUILTIN, *(o.implementation for o in own)),
     )
 
 
@@ -212,15 +233,20 @@ def _classify(
     ignore_index: int,
     dtype: ComputeDtype,
     on_progress: Progress | None,
+    own: tuple[impl.OwnImplementation, ...] = (),
+    impl_rtol: float | None = None,
 ) -> tuple[Findings, Measures]:
     """The one block loop: the blocks of every file on one thread pool, each classified by
     classify_block.
 
     NumPy releases the GIL inside its loops, so the blocks run in parallel; each writes its
-    own rows of the columns, so the result does not depend on the number of workers.
+    own rows of the columns, so the result does not depend on the number of workers. Your
+    own implementations then run on the same blocks, one after the other in this thread:
+    torch spreads each call over the cores itself.
     """
     n = sum(p.rows.count for p in parts)
-    findings, measures = Findings.blank(n), Measures.empty(n)
+    implementations = (*BUILTIN, *(o.implementation for o in own))
+    findings, measures = Findings.blank(n, implementations), Measures.empty(n)
     piece = _piece_rows(parts[0].rows.classes, dtype)
     # -1 marks "no target" for the block classifiers.
     row_targets = [
@@ -245,16 +271,30 @@ def _classify(
     tasks = blocks(parts, piece)
     workers = min(WORKERS, len(tasks))
     pool = ThreadPoolExecutor(workers) if workers > 1 else None
+    total = n * (1 + len(own))
     try:
         done = 0
         for count in pool.map(classify_rows, tasks) if pool else map(classify_rows, tasks):
             done += count
             if on_progress is not None:
-                on_progress(done, n)
+                on_progress(done, total)
     finally:
         if pool is not None:
             # On an error or Ctrl-C, do not run the blocks still queued.
             pool.shutdown(wait=True, cancel_futures=True)
+    if own:
+        rtol = impl.rtol_for(dtype, impl_rtol)
+        for which, start, stop in tasks:
+            part, targets = parts[which], row_targets[which]
+            x = part.rows.block(start, stop)
+            block_targets = np.full(stop - start, -1) if targets is None else targets[start:stop]
+            at = slice(part.first_index + start, part.first_index + stop)
+            for o in own:
+                rows_of_own = impl.run_block(o, x, block_targets, dtype, ignore_index, rtol)
+                findings.impls[o.name].put(at, rows_of_own)
+                done += stop - start
+                if on_progress is not None:
+                    on_progress(done, total)
     return findings, measures
 
 

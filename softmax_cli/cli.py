@@ -24,9 +24,16 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from softmax_cli import config, sources
+from softmax_cli import config, impl, sources
 from softmax_cli.classify import check_loaded
-from softmax_cli.errors import ExitCode, OptionError, SoftmaxCheckError, UsageError, printable
+from softmax_cli.errors import (
+    ExitCode,
+    ImplementationError,
+    OptionError,
+    SoftmaxCheckError,
+    UsageError,
+    printable,
+)
 from softmax_cli.load import ArrayKeys
 from softmax_cli.options import (
     Category,
@@ -193,6 +200,25 @@ def run(
             f"{', '.join(Category)}, any, none.",
         ),
     ] = "input,stable",
+    impls: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--impl",
+            metavar="[NAME=]SPEC",
+            help="Also run your own softmax or cross-entropy, path/to/file.py:function or "
+            "package.module:function (needs torch); repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    impl_rtol: Annotated[
+        float | None,
+        typer.Option(
+            metavar="X",
+            help="Largest error of --impl losses against the float64 reference (default: "
+            "1e-10 float64, 1e-5 float32, 3e-2 bfloat16, 8e-3 float16).",
+            show_default=False,
+        ),
+    ] = None,
     reports: Annotated[
         list[str] | None,
         typer.Option(
@@ -253,11 +279,22 @@ def run(
         if output is not None:
             _check_writable(output, inputs=inputs)
         extra_reports = _parse_reports(reports or [], output, inputs=inputs)
+        # Your implementations are imported before any input is read: a typo fails at once.
+        own = impl.resolve(impls)
+        impl_rtol = impl.check_rtol(impl_rtol)
         keys = ArrayKeys(logits_key, targets_key, target_column)
         started = time.perf_counter()
         loaded = sources.load_files(files, targets_files, keys)
-        with _progress(sum(f.logits.size for f in loaded)) as on_progress:
-            report = check_loaded(loaded, options, on_progress, scheduler=scheduler, keys=keys)
+        with _progress(sum(f.logits.size for f in loaded) * (1 + len(own))) as on_progress:
+            report = check_loaded(
+                loaded,
+                options,
+                on_progress,
+                scheduler=scheduler,
+                keys=keys,
+                implementations=own,
+                impl_rtol=impl_rtol,
+            )
         report = dataclasses.replace(report, elapsed=time.perf_counter() - started)
         view = View(include_clean=show_all, max_rows=max_rows)
         # Files for the CI system first: if one cannot be written, exit 2 with nothing on
@@ -273,6 +310,8 @@ def run(
             Console(width=width).print(table.renderable(report, view))
         else:
             _write(output, render(report, output_format, view))
+    except ImplementationError as error:
+        _fail(error.worded(_flag(error.option)), error.traceback)
     except OptionError as error:
         _fail(error.worded(_flag(error.option)))
     except SoftmaxCheckError as error:
@@ -294,7 +333,7 @@ def run(
 
 
 # Parameters whose command-line flag is not the parameter's own name in kebab-case.
-_FLAGS = {"output_format": "--format"}
+_FLAGS = {"output_format": "--format", "implementations": "--impl"}
 
 
 def _flag(parameter: str) -> str:
@@ -323,8 +362,18 @@ def _progress(elements: int) -> Iterator[Callable[[int, int], None] | None]:
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
-def _fail(message: str) -> None:
+# The most lines of a user's traceback shown (the innermost ones: where it raised).
+_TRACEBACK_LINES = 40
+
+
+def _fail(message: str, details: str = "") -> None:
+    """The error on standard error, then ``details`` (a user's traceback), and exit 2."""
     text = printable(f"softmax-check: error: {message}")
+    lines = details.splitlines()
+    if len(lines) > _TRACEBACK_LINES:
+        lines = [lines[0], "  ...", *lines[-_TRACEBACK_LINES + 2 :]]
+    # printable keeps a few lines per message; a traceback is made safe line by line.
+    text += "".join(f"\n{printable(line)}" for line in lines)
     stderr.print(text, markup=False, emoji=False, soft_wrap=True)
     raise typer.Exit(ExitCode.ERROR)
 

@@ -61,6 +61,16 @@ class OptionError(UsageError):
         return f"{message}\nhint: {self.hint}" if self.hint else message
 
 
+class ImplementationError(OptionError):
+    """A user's own implementation (``implementations``, ``--impl``) that cannot be used:
+    it does not import, raised, or returned the wrong thing. ``traceback`` holds the frames
+    of the user's code only (none of softmax-check's), for the CLI to show below."""
+
+    def __init__(self, problem: str, traceback: str = "") -> None:
+        self.traceback = traceback
+        super().__init__("implementations", problem)
+
+
 # A message names files and quotes their contents: both may hold anything.
 _MAX_LINES = 6
 _MAX_LINE_CHARS = 300

@@ -45,6 +45,7 @@ class Category(enum.StrEnum):
     input = "input"
     stable = "stable"
     naive = "naive"
+    impl = "impl"  # a user's implementation (--impl) breaks
     headroom = "headroom"
 
 

@@ -50,6 +50,9 @@ class Flag(enum.IntFlag):
     UNDERFLOW = 1 << 1
     NAN_PROB = 1 << 2
     NAN_GRAD = 1 << 3
+    # A user's implementation (--impl) whose loss is further than the tolerance from the
+    # float64 reference; the built-in paths are the references' subjects, never flagged so.
+    INACCURATE = 1 << 4
 
     @property
     def key(self) -> str:
@@ -57,22 +60,42 @@ class Flag(enum.IntFlag):
 
 
 # Underflow alone is a note: the stable loss stays finite when p[t] rounds to 0.
-BREAKING = Flag.OVERFLOW | Flag.NAN_PROB | Flag.NAN_GRAD
+BREAKING = Flag.OVERFLOW | Flag.NAN_PROB | Flag.NAN_GRAD | Flag.INACCURATE
 ALL_FLAGS = functools.reduce(operator.or_, Flag)
 ALL_INPUT_FLAGS = functools.reduce(operator.or_, InputFlag)
+BUILTIN_FLAGS = Flag.OVERFLOW | Flag.UNDERFLOW | Flag.NAN_PROB | Flag.NAN_GRAD
+# What a user's function can be seen to do: its intermediates are its own business.
+OWN_FLAGS = Flag.NAN_PROB | Flag.NAN_GRAD | Flag.INACCURATE
 
 
 @dataclass(frozen=True)
 class Implementation:
-    """A softmax / cross-entropy implementation the check runs, and the flags it reports."""
+    """A softmax / cross-entropy implementation the check runs, and the flags it reports.
+
+    ``builtin`` ones (naive, stable) are the contract's two paths. The others are a user's
+    own (``--impl``): they are held to a float64 reference loss, so their rows carry an
+    ``error`` column, and a non-finite loss breaks them only where the reference is finite
+    (a target on a masked class has an infinite loss in every correct implementation).
+    """
 
     name: str
-    flags: Flag = ALL_FLAGS
+    flags: Flag = BUILTIN_FLAGS
+    builtin: bool = True
+
+    @classmethod
+    def own(cls, name: str) -> Implementation:
+        """A user's implementation called ``name``."""
+        return cls(name, OWN_FLAGS, builtin=False)
 
     @property
     def reported(self) -> tuple[Flag, ...]:
         """Its flags in declaration order (the order of the JSON keys and table rows)."""
         return tuple(f for f in Flag if f & self.flags)
+
+    @property
+    def rows(self) -> type[ImplRows]:
+        """The column set of its per-sample results."""
+        return ImplRows if self.builtin else OwnImplRows
 
 
 NAIVE = Implementation("naive")
@@ -105,14 +128,16 @@ class Columns:
         return cls(**values)
 
     def put(self, where: slice | np.ndarray, part: Self) -> None:
-        """Write ``part``'s rows at ``where`` (a slice, or the row indices ``part`` holds)."""
+        """Write ``part``'s rows at ``where`` (a slice, or the row indices ``part`` holds).
+        A mapping field of ``part`` may hold only some keys (the built-in paths of a block,
+        before the user's implementations run on it)."""
         for name, mine in self._items():
             theirs = getattr(part, name)
             if isinstance(mine, np.ndarray):
                 mine[where] = theirs
             else:
-                for key, nested in mine.items():
-                    nested.put(where, theirs[key])
+                for key, nested in theirs.items():
+                    mine[key].put(where, nested)
 
     def take(self, where: slice | np.ndarray) -> Self:
         """The rows at ``where``, as a new column set."""
@@ -157,6 +182,16 @@ class ImplRows(Columns):
 
 
 @dataclass(frozen=True, eq=False)
+class OwnImplRows(ImplRows):
+    """A user's implementation per sample: also the float64 reference loss it is held to
+    and its ``error`` against it (NaN where either loss is not finite or there is no
+    target)."""
+
+    reference: np.ndarray = column(np.float64, np.nan)
+    error: np.ndarray = column(np.float64, np.nan)
+
+
+@dataclass(frozen=True, eq=False)
 class Findings(Columns):
     """What the check found per sample: input flags, and each implementation's results."""
 
@@ -166,7 +201,7 @@ class Findings(Columns):
 
     @classmethod
     def blank(cls, count: int, implementations: tuple[Implementation, ...] = BUILTIN) -> Self:
-        return cls.empty(count, impls={i.name: ImplRows for i in implementations})
+        return cls.empty(count, impls={i.name: i.rows for i in implementations})
 
 
 def measure(label: str, *, table: bool = True, json: bool = True, null: bool = False) -> Any:
@@ -223,7 +258,8 @@ class InputFlags:
 @dataclass(frozen=True)
 class PathFlags:
     """One implementation's verdict on one sample; ``nan_grad`` and ``loss`` are None
-    without a target. ``breaks`` comes from the report's masks."""
+    without a target. ``breaks`` comes from the report's masks. A user's implementation
+    also has ``inaccurate`` and its ``error`` (None where it has none)."""
 
     overflow: bool
     underflow: bool
@@ -231,6 +267,8 @@ class PathFlags:
     nan_grad: bool | None
     loss: float | None
     breaks: bool
+    inaccurate: bool = False
+    error: float | None = None
 
 
 @dataclass(frozen=True)
@@ -283,6 +321,19 @@ class PathSummary:
 
 
 @dataclass(frozen=True)
+class OwnImplSummary:
+    """A user's implementation over the samples (the contract's ``summary.impls`` keys)."""
+
+    nan_prob: int
+    nan_grad: int
+    inf_loss: int
+    nan_loss: int
+    inaccurate: int
+    breaks: int
+    max_error: float | None  # the largest finite error; None without any
+
+
+@dataclass(frozen=True)
 class InputSummary:
     nonfinite: int
     fully_masked: int
@@ -303,7 +354,7 @@ class Summary:
     samples: int
     flagged: int
     input: InputSummary
-    impls: Mapping[str, PathSummary]
+    impls: Mapping[str, PathSummary | OwnImplSummary]
     headroom: HeadroomSummary
 
     @property
@@ -430,6 +481,11 @@ class Report:
     def nonfinite_loss(self, implementation: str) -> np.ndarray:
         return self.findings.has_target & ~np.isfinite(self.findings.impls[implementation].loss)
 
+    @property
+    def own_implementations(self) -> tuple[Implementation, ...]:
+        """The user's implementations (``--impl``), in the order given."""
+        return tuple(i for i in self.implementations if not i.builtin)
+
     @cached_property
     def ignored(self) -> np.ndarray:
         """Samples no implementation is blamed for: fully masked rows under ``masked=ignore``
@@ -440,18 +496,18 @@ class Report:
 
     @cached_property
     def breaks(self) -> Mapping[str, np.ndarray]:
-        """Per implementation and sample: overflow, a NaN probability or gradient, or a
-        non-finite loss (underflow alone is a note); never on an ignored sample."""
-        return MappingProxyType(
-            {
-                i.name: (
-                    ((self.findings.impls[i.name].flags & int(BREAKING)) != 0)
-                    | self.nonfinite_loss(i.name)
-                )
-                & ~self.ignored
-                for i in self.implementations
-            }
-        )
+        """Per implementation and sample: overflow, a NaN probability or gradient, a loss
+        too far from the reference, or a non-finite loss (for a user's implementation, one
+        where the reference is finite). Underflow alone is a note; never on an ignored
+        sample."""
+        masks = {}
+        for i in self.implementations:
+            rows = self.findings.impls[i.name]
+            bad_loss = self.nonfinite_loss(i.name)
+            if not i.builtin:
+                bad_loss &= np.isfinite(rows.reference)
+            masks[i.name] = (((rows.flags & int(BREAKING)) != 0) | bad_loss) & ~self.ignored
+        return MappingProxyType(masks)
 
     @cached_property
     def below_headroom(self) -> np.ndarray:
@@ -485,6 +541,11 @@ class Report:
                 return self.breaks[STABLE.name]
             case Category.naive:
                 return self.breaks[NAIVE.name]
+            case Category.impl:
+                mask = np.zeros(len(self), dtype=bool)
+                for i in self.own_implementations:
+                    mask |= self.breaks[i.name]
+                return mask
 
     @cached_property
     def fails(self) -> np.ndarray:
@@ -521,15 +582,19 @@ class Report:
 
     @cached_property
     def summary(self) -> Summary:
-        def impl_summary(name: str) -> PathSummary:
+        def impl_summary(i: Implementation) -> PathSummary | OwnImplSummary:
             has_target = self.findings.has_target
-            loss = self.findings.impls[name].loss
-            return PathSummary(
-                **{f.key: _count(self.flag(name, f)) for f in Flag},
-                inf_loss=_count(has_target & np.isinf(loss)),
-                nan_loss=_count(has_target & np.isnan(loss)),
-                breaks=_count(self.breaks[name]),
-            )
+            rows = self.findings.impls[i.name]
+            counts = {
+                **{f.key: _count(self.flag(i.name, f)) for f in i.reported},
+                "inf_loss": _count(has_target & np.isinf(rows.loss)),
+                "nan_loss": _count(has_target & np.isnan(rows.loss)),
+                "breaks": _count(self.breaks[i.name]),
+            }
+            if i.builtin:
+                return PathSummary(**counts)
+            errors = rows.error[np.isfinite(rows.error)]
+            return OwnImplSummary(**counts, max_error=float(errors.max()) if len(errors) else None)
 
         headroom = self.measures.headroom
         defined = np.isfinite(headroom)
@@ -538,7 +603,7 @@ class Report:
             samples=len(self),
             flagged=_count(self.flagged),
             input=InputSummary(**{f.key: _count(self.has(f)) for f in InputFlag}),
-            impls=MappingProxyType({i.name: impl_summary(i.name) for i in self.implementations}),
+            impls=MappingProxyType({i.name: impl_summary(i) for i in self.implementations}),
             headroom=HeadroomSummary(
                 min=None if lowest is None else float(headroom[lowest]),
                 index=lowest,
@@ -580,6 +645,10 @@ class Report:
             measures = {name: values[at].tolist() for name, values in self.measures._items()}
             impl_bits = {n: self.findings.impls[n].flags[at].tolist() for n in names}
             impl_loss = {n: self.findings.impls[n].loss[at].tolist() for n in names}
+            impl_error = {
+                i.name: self.findings.impls[i.name].error[at].tolist()
+                for i in self.own_implementations
+            }
             breaks = {n: self.breaks[n][at].tolist() for n in names}
             flagged = self.flagged[at].tolist()
             failing = {c: m[at].tolist() for c, m in self.failing.items()}
@@ -592,6 +661,9 @@ class Report:
                     flags = {key: bool(b & bit) for key, bit in _FLAG_BITS}
                     if not with_target:
                         flags["nan_grad"] = None
+                    if n in impl_error:
+                        error = impl_error[n][k]
+                        flags["error"] = None if error != error else error  # NaN: none
                     results[n] = PathFlags(
                         **flags, loss=impl_loss[n][k] if with_target else None, breaks=breaks[n][k]
                     )

@@ -243,7 +243,7 @@ def test_github_ends_with_a_plain_summary_line() -> None:
     last = github_lines(seed_report("any"))[-1]
     assert not last.startswith("::")
     assert "1 of 3 samples flagged" in last
-    assert "FAILED --fail-on input,stable,naive" in last
+    assert "FAILED --fail-on input,stable,naive,impl" in last
 
 
 def test_github_caps_each_level_at_ten_and_counts_the_rest() -> None:
@@ -313,7 +313,7 @@ def test_markdown_lists_the_flagged_samples_up_to_max_rows() -> None:
 
 
 def test_markdown_says_the_verdict_first() -> None:
-    assert "**FAILED --fail-on input,stable,naive" in markdown.render(seed_report("any"))
+    assert "**FAILED --fail-on input,stable,naive,impl" in markdown.render(seed_report("any"))
     assert "**passed: no sample fails" in markdown.render(clean_report())
 
 

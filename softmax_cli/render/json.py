@@ -8,8 +8,10 @@ from typing import Any
 
 from softmax_cli.options import DEFAULT_VIEW, View
 from softmax_cli.report import (
+    BUILTIN,
     MEASURES,
-    Flag,
+    NAIVE,
+    Implementation,
     InputFlag,
     InputInfo,
     MeasureSpec,
@@ -30,8 +32,9 @@ def render(report: Report, view: View = DEFAULT_VIEW) -> str:
     ``indent`` (10x faster); one line per sample also suits grep and ``head``.
     """
     head = json.dumps(document(report), indent=2, allow_nan=False)
+    implementations = report.implementations
     lines = [
-        json.dumps(sample(s), allow_nan=False)
+        json.dumps(sample(s, implementations), allow_nan=False)
         for s in report.samples(include_clean=view.include_clean)
     ]
     listing = "[\n    " + ",\n    ".join(lines) + "\n  ]" if lines else "[]"
@@ -43,6 +46,10 @@ def document(report: Report) -> dict[str, Any]:
     """Every key of the document but ``samples``, in the contract's order."""
     info = report.input
     summary = report.summary
+    own = {
+        i.name: {k: _summary_value(v) for k, v in vars(summary.impls[i.name]).items()}
+        for i in report.own_implementations
+    }
     return {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "softmax-check", "version": __version__},
@@ -54,7 +61,8 @@ def document(report: Report) -> dict[str, Any]:
             "samples": summary.samples,
             "flagged": summary.flagged,
             "input": vars(summary.input),
-            **{i.name: vars(summary.impls[i.name]) for i in report.implementations},
+            **{i.name: vars(summary.impls[i.name]) for i in report.implementations if i.builtin},
+            **({"impls": own} if own else {}),
             "headroom": vars(summary.headroom),
         },
     }
@@ -92,27 +100,48 @@ def _measure(value: float, spec: MeasureSpec) -> float | str | None:
     return None if spec.null and math.isnan(value) else json_number(value)
 
 
-_FLAG_KEYS = tuple(f.key for f in Flag)
+def _summary_value(value: int | float | None) -> int | float | str | None:
+    return json_number(value) if isinstance(value, float) else value
 
 
-def sample(result: SampleResult) -> dict[str, Any]:
+_FLAG_KEYS = tuple(f.key for f in NAIVE.reported)  # the built-in paths' keys
+
+
+def sample(
+    result: SampleResult, implementations: tuple[Implementation, ...] = BUILTIN
+) -> dict[str, Any]:
+    """One sample: the built-in paths at the top level, a user's under ``impls``."""
     # Built by hand: dataclasses.asdict deep-copies, and this runs once per listed sample.
     where = {} if result.file is None else {"file": result.file}
-    return {
+    document = {
         "index": result.index,
         **where,
         "position": list(result.position),
         "target": result.target,
         **{m.name: _measure(result.measures[m.name], m) for m in _MEASURES},
         "input": {key: getattr(result.input, key) for key in _INPUT_KEYS},
-        **{name: _path(flags) for name, flags in result.results.items()},
+        **{i.name: _path(result.results[i.name]) for i in implementations if i.builtin},
     }
+    own = {i.name: _own(result.results[i.name]) for i in implementations if not i.builtin}
+    if own:
+        document["impls"] = own
+    return document
 
 
 def _path(flags: PathFlags) -> dict[str, Any]:
     return {
         **{key: getattr(flags, key) for key in _FLAG_KEYS},
         "loss": None if flags.loss is None else json_number(flags.loss),
+    }
+
+
+def _own(flags: PathFlags) -> dict[str, Any]:
+    return {
+        "nan_prob": flags.nan_prob,
+        "nan_grad": flags.nan_grad,
+        "loss": None if flags.loss is None else json_number(flags.loss),
+        "error": None if flags.error is None else json_number(flags.error),
+        "breaks": flags.breaks,
     }
 
 

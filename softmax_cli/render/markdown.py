@@ -13,9 +13,10 @@ from collections.abc import Iterable
 
 from softmax_cli.options import DEFAULT_VIEW, View
 from softmax_cli.render.words import (
-    COUNT_NAMES,
     INPUT_FLAG_NAMES,
     TABLE_MEASURES,
+    count_names,
+    count_text,
     headroom_line,
     listed_rows,
     meaning,
@@ -62,8 +63,8 @@ def _counts(report: Report) -> str:
     s = report.summary
     names = [i.name for i in report.implementations]
     rows = [_row(["samples with", *names]), _rule(["---", *("---:" for _ in names)])]
-    for count in COUNT_NAMES:
-        rows.append(_row([count, *(str(getattr(s.impls[n], count)) for n in names)]))
+    for count in count_names(report):
+        rows.append(_row([count, *(count_text(report, n, count) for n in names)]))
     for flag in INPUT_FLAG_NAMES:
         # The count goes under the first implementation; the other cells stay empty.
         rows.append(f"| input: {flag} | {getattr(s.input, flag)} |" + " |" * (len(names) - 1))

@@ -15,8 +15,10 @@ from rich.text import Text
 
 from softmax_cli.options import DEFAULT_VIEW, View
 from softmax_cli.render.words import (
-    COUNT_NAMES,
+    NOT_REPORTED,
     TABLE_MEASURES,
+    count_names,
+    count_text,
     dump_text,
     file_text,
     headroom_line,
@@ -100,10 +102,13 @@ def _counts(report: Report) -> Table:
     table.add_column("samples with")
     for implementation in report.implementations:
         table.add_column(implementation.name, justify="right")
-    for name in COUNT_NAMES:
-        counts = [getattr(s.impls[i.name], name) for i in report.implementations]
+    for name in count_names(report):
+        cells = [count_text(report, i.name, name) for i in report.implementations]
         style = BROKEN_STYLE if name == "breaks" else NOTE_STYLE
-        table.add_row(name, *(Text(str(v), style=style if v else "") for v in counts))
+        table.add_row(
+            name,
+            *(Text(v, style=style if v not in ("0", NOT_REPORTED) else "") for v in cells),
+        )
     return table
 
 
@@ -141,6 +146,8 @@ def _path_cell(sample: SampleResult, flags: PathFlags) -> Text:
     text = Text(verdict, style=style)
     if flags.loss is not None:
         text.append(f" loss={short_number(flags.loss)}")
+    if flags.inaccurate and flags.error is not None:
+        text.append(f" error={short_number(flags.error)}")
     if raised:
         text.append("\n" + " ".join(raised), style=style)
     return text

@@ -10,6 +10,7 @@ import numpy as np
 from softmax_cli.options import MaskedMode
 from softmax_cli.report import (
     MEASURES,
+    STABLE,
     Flag,
     InputFlag,
     MeasureSpec,
@@ -22,6 +23,23 @@ FLAG_NAMES = tuple(f.key for f in Flag)
 INPUT_FLAG_NAMES = tuple(f.key for f in InputFlag)
 # The rows of every summary table: the flags, then the loss counts and the verdict.
 COUNT_NAMES = (*FLAG_NAMES, "inf_loss", "nan_loss", "breaks")
+NOT_REPORTED = "-"  # a count an implementation does not report (a user's has no overflow)
+
+
+def count_names(report: Report) -> tuple[str, ...]:
+    """The summary rows of this report: the flags some implementation reports, the loss
+    counts and the verdict; then, with a user's implementation, its largest error."""
+    reported = {f for i in report.implementations for f in i.reported}
+    names = (*(f.key for f in Flag if f in reported), "inf_loss", "nan_loss", "breaks")
+    return (*names, "max_error") if report.own_implementations else names
+
+
+def count_text(report: Report, implementation: str, name: str) -> str:
+    """One cell of the summary: a count, the largest error, or ``-`` where not reported."""
+    value = getattr(report.summary.impls[implementation], name, NOT_REPORTED)
+    if value is None:
+        return NOT_REPORTED
+    return short_number(value) if isinstance(value, float) else str(value)
 
 
 def position_text(sample: SampleResult) -> str:
@@ -132,7 +150,29 @@ def meaning(report: Report) -> str:
         )
     if inputs:
         sentence += "; the input has " + " and ".join(inputs)
-    return sentence + "."
+    return (
+        sentence
+        + "."
+        + "".join(f" {own_meaning(report, i.name)}" for i in report.own_implementations)
+    )
+
+
+def own_meaning(report: Report, name: str) -> str:
+    """``Your `online_softmax` breaks on 3 samples where the stable one breaks on none.``"""
+    mine = report.breaks[name]
+    count = int(mine.sum())
+    if not count:
+        stable = report.summary.stable.breaks
+        return f"Your `{name}` breaks on none" + (
+            f", where the stable one breaks on {stable}."
+            if stable
+            else ", nor does the stable one."
+        )
+    both = int((mine & report.breaks[STABLE.name]).sum())
+    return (
+        f"Your `{name}` breaks on {samples_count(count)} where the stable one breaks on "
+        f"{both or 'none'}."
+    )
 
 
 def raised_flags(sample: SampleResult, flags: PathFlags) -> list[str]:
@@ -152,6 +192,8 @@ def path_verdict(sample: SampleResult, flags: PathFlags) -> str:
     verdict = verdict_word(flags, raised)
     if flags.loss is not None:
         verdict += f" loss={short_number(flags.loss)}"
+    if flags.inaccurate and flags.error is not None:
+        verdict += f" error={short_number(flags.error)}"
     return f"{verdict}: {', '.join(raised)}" if raised else verdict
 
 
