@@ -5,14 +5,17 @@
 
 The dump (benchmarks/bench.py's ``make_dump``) is cast to float16 and bfloat16 in memory
 once, outside the timing, so each figure is ``check(x_D, t)`` in-process: the median of
-``--repeats`` runs after a warm-up. It also prints the time of ``ComputeDtype.round`` on one
+``--repeats`` runs after a warm-up, in wall-clock and in CPU seconds (all threads; steadier
+than wall-clock on a shared machine). It also prints the time of ``ComputeDtype.round`` on one
 1 MiB piece of float32 (what the fast path rounds in its hot loop), in ns per element.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
+import time
 from pathlib import Path
 
 import ml_dtypes
@@ -22,10 +25,20 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from bench import SHAPES, make_dump, median_time  # noqa: E402
+from bench import SHAPES, make_dump  # noqa: E402
 
 from softmax_cli import check  # noqa: E402
 from softmax_cli.dtypes import COMPUTE_DTYPES  # noqa: E402
+
+
+def median_time(run, repeats: int, clock=time.perf_counter) -> float:
+    """Median seconds of ``repeats`` calls of ``run`` on ``clock``."""
+    times = []
+    for _ in range(repeats):
+        start = clock()
+        run()
+        times.append(clock() - start)
+    return statistics.median(times)
 
 
 def round_ns_per_element(name: str, repeats: int = 200) -> float:
@@ -40,8 +53,9 @@ def round_ns_per_element(name: str, repeats: int = 200) -> float:
         dtype.round(work, scratch=scratch)
 
     run()
-    copy = median_time(lambda: np.copyto(work, values), repeats)
-    return (median_time(run, repeats) - copy) / values.size * 1e9
+    clock = time.thread_time  # one thread, so CPU time: steady on a shared machine
+    copy = median_time(lambda: np.copyto(work, values), repeats, clock)
+    return (median_time(run, repeats, clock) - copy) / values.size * 1e9
 
 
 def main() -> None:
@@ -61,15 +75,18 @@ def main() -> None:
         }
     print(f"{rows} x {classes} = {rows * classes / 1e6:.0f} M elements, "
           f"median of {args.repeats} in-process runs\n")  # fmt: skip
-    print("| dtype | check (s) | / float32 | round, 1 MiB piece (ns/element) |")
-    print("|---|---:|---:|---:|")
+    print("| dtype | check (s) | / float32 | check, CPU (s) | / float32 "
+          "| round, 1 MiB piece (ns/element) |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|")
     base = None
     for name, x in inputs.items():
         check(x, t)  # warm-up: thread pool, lazy imports, cached thresholds
         seconds = median_time(lambda x=x: check(x, t), args.repeats)
-        base = base or seconds
+        cpu = median_time(lambda x=x: check(x, t), args.repeats, clock=time.process_time)
+        base = base or (seconds, cpu)
         rounding = round_ns_per_element(name) if name != "float32" else 0.0
-        print(f"| {name} | {seconds:.3f} | {seconds / base:.2f}x | {rounding:.2f} |")
+        print(f"| {name} | {seconds:.3f} | {seconds / base[0]:.2f}x | {cpu:.3f} "
+              f"| {cpu / base[1]:.2f}x | {rounding:.2f} |")  # fmt: skip
 
 
 if __name__ == "__main__":

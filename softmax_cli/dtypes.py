@@ -43,7 +43,7 @@ class ComputeDtype:
         """
         if not self.is_emulated:
             return values
-        if self.storage == _F16 and values.dtype == _F32:
+        if self.storage == _F16 and values.dtype == _F32 and values.size > _SMALL:
             return _round_to_float16(values)
         if scratch is None:
             values[...] = values.astype(self.storage)
@@ -147,6 +147,7 @@ def resolve_compute_dtype(requested: str, input_dtype: np.dtype) -> ComputeDtype
 # every rounding boundary and 10 M random float32 bit patterns.
 
 _F16 = np.dtype(np.float16)
+_SMALL = 64  # up to this many elements (per-row scalars), the cast is cheaper than 8 passes
 _BLOCK = 1 << 16  # elements per pass: a block and its two buffers stay in the L2 cache
 _EXPONENT = np.uint32(0x7F800000)
 _MIN_EXPONENT = np.uint32(113 << 23)  # 2**-14, float16's smallest normal binade
@@ -230,7 +231,10 @@ def _float16_to_float32(values: np.ndarray, out: np.ndarray) -> np.ndarray:
     np.left_shift(bits, np.uint32(13), out=bits)
     np.bitwise_and(bits, np.uint32(0x8FFFFFFF), out=bits)
     np.multiply(out, _FROM_HALF, out=out)
-    if out.size and (out.max() >= 2.0**16 or out.min() <= -(2.0**16)):
-        special = np.abs(out) >= 2.0**16
+    # An inf or NaN is 0x7C00 to 0x7FFF (positive) or 0xFC00 to 0xFFFF (negative): two
+    # reductions over the 16 bits, much cheaper than a pass over the output.
+    half = values.view(np.uint16)
+    if half.size and (half.view(np.int16).max() >= 0x7C00 or half.max() >= 0xFC00):
+        special = (half & 0x7C00) == 0x7C00
         out[special] = values[special]
     return out
