@@ -1,10 +1,11 @@
-"""float16 rounding and widening give exactly what NumPy's (and PyTorch's) casts give.
+"""float16 and bfloat16 rounding give exactly what NumPy's, ml_dtypes' and PyTorch's casts give.
 
-``ComputeDtype.round`` and ``to_work`` compute float16 on the float32 bits instead of
-casting; the reference here is the cast itself, ``values.astype(float16).astype(float32)``.
+``ComputeDtype.round`` and ``to_work`` compute on the float32 bits instead of casting; the
+reference here is the cast itself, ``values.astype(D).astype(float32)`` (ml_dtypes for
+bfloat16).
 Equal means equal bits: same values, same signs of zero; NaN must stay NaN (its payload is
-free). The inputs are every float16 value, every rounding boundary between two of them and
-the float32 values either side of it, the extremes, and 10 M random float32 bit patterns.
+free). The inputs are every value of D, every rounding boundary between two of them and the
+float32 values either side of it, the extremes, and 10 M random float32 bit patterns.
 Set SOFTMAX_CHECK_EXHAUSTIVE=1 to check all 2**32 float32 bit patterns (minutes).
 """
 
@@ -12,18 +13,20 @@ from __future__ import annotations
 
 import os
 
+import ml_dtypes
 import numpy as np
 import pytest
 
 from softmax_cli.dtypes import COMPUTE_DTYPES
 
 FLOAT16 = COMPUTE_DTYPES["float16"]
+BFLOAT16 = COMPUTE_DTYPES["bfloat16"]
 
 
-def cast(values: np.ndarray) -> np.ndarray:
-    """The reference: NumPy's float32 -> float16 -> float32 round trip."""
+def cast(values: np.ndarray, storage: type = np.float16) -> np.ndarray:
+    """The reference: NumPy's (ml_dtypes') float32 -> D -> float32 round trip."""
     with np.errstate(over="ignore", invalid="ignore"):
-        return values.astype(np.float16).astype(np.float32)
+        return values.astype(storage).astype(np.float32)
 
 
 def assert_same_bits(got: np.ndarray, expected: np.ndarray) -> None:
@@ -167,3 +170,46 @@ def test_round_matches_the_cast_on_every_float32() -> None:
     for start in range(0, 1 << 32, step):
         values = np.arange(start, start + step, dtype=np.uint64).astype(np.uint32)
         assert_same_bits(rounded(values.view(np.float32)), cast(values.view(np.float32)))
+
+
+def every_value_and_boundary(storage: type) -> np.ndarray:
+    """As ``boundaries``, for any 16-bit D."""
+    values = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(storage)
+    values = values.astype(np.float32)
+    finite = np.sort(values[np.isfinite(values)].astype(np.float64))
+    midpoints = ((finite[1:] + finite[:-1]) / 2).astype(np.float32)
+    bits = np.concatenate([values, midpoints]).view(np.uint32)
+    return np.concatenate([bits, bits - 1, bits + 1]).view(np.float32)
+
+
+@pytest.fixture(scope="module")
+def bfloat16_boundaries() -> np.ndarray:
+    values = every_value_and_boundary(ml_dtypes.bfloat16)
+    f32 = np.finfo(np.float32)
+    top = np.array([f32.max, -f32.max, 0.0, -0.0, np.inf, -np.inf], dtype=np.float32)
+    return np.concatenate([values[~np.isnan(values)], top])
+
+
+def test_bfloat16_round_matches_ml_dtypes_on_every_boundary(
+    bfloat16_boundaries: np.ndarray,
+) -> None:
+    got = BFLOAT16.round(bfloat16_boundaries.copy())
+    assert_same_bits(got, cast(bfloat16_boundaries, ml_dtypes.bfloat16))
+
+
+def test_bfloat16_round_matches_torch_on_every_boundary(bfloat16_boundaries: np.ndarray) -> None:
+    torch = pytest.importorskip("torch")
+    tensor = torch.from_numpy(bfloat16_boundaries)
+    expected = tensor.to(torch.bfloat16).to(torch.float32).numpy()
+    assert_same_bits(BFLOAT16.round(bfloat16_boundaries.copy()), expected)
+
+
+def test_bfloat16_round_matches_ml_dtypes_on_random_bit_patterns() -> None:
+    """With and without NaNs among them (a NaN sends the array through the cast)."""
+    bits = np.random.default_rng(17).integers(0, 1 << 32, size=10_000_000, dtype=np.uint32)
+    values = bits.view(np.float32)
+    with np.errstate(invalid="ignore"):  # the cast's warning for signalling NaNs
+        got = BFLOAT16.round(values.copy())
+    assert_same_bits(got, cast(values, ml_dtypes.bfloat16))
+    finite = values[~np.isnan(values)]
+    assert_same_bits(BFLOAT16.round(finite.copy()), cast(finite, ml_dtypes.bfloat16))
