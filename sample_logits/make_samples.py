@@ -65,6 +65,14 @@ SHARDS = [
 ]
 
 
+# float64 attention scores from an unscaled dot product: one score of 7.9e5, which float32
+# holds and float16 (largest finite 65504) does not, so checked in float16 it is out of
+# range, not a NaN or +inf of the file's own; and a row 2 nats from float16's exp limit.
+SCORES_FP64 = np.array(
+    [[0.3, 1.2, -0.4, 2.0], [7.9e5, 1.0, 0.0, -2.0], [9.0, 8.5, 7.0, 6.0]], np.float64
+)
+
+
 def main() -> None:
     header = ",".join(f"class_{i}" for i in range(SEED_LOGITS.shape[1])) + ",target"
     rows = [
@@ -75,6 +83,7 @@ def main() -> None:
     np.save(HERE / "seed_logits.npy", SEED_LOGITS)
     np.save(HERE / "seed_targets.npy", SEED_TARGETS)
     np.save(HERE / "attention_scores.npy", ATTENTION)
+    np.save(HERE / "scores_fp64.npy", SCORES_FP64)
     np.savez(HERE / "lm_head_fp16.npz", logits=LM_HEAD_LOGITS, targets=LM_HEAD_TARGETS)
     (HERE / "shards").mkdir(exist_ok=True)
     for rank, (logits, targets) in enumerate(SHARDS):

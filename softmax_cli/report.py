@@ -204,11 +204,21 @@ class Findings(Columns):
         return cls.empty(count, impls={i.name: i.rows for i in implementations})
 
 
-def measure(label: str, *, table: bool = True, json: bool = True, null: bool = False) -> Any:
+def measure(
+    label: str,
+    *,
+    table: bool = True,
+    json: bool = True,
+    null: bool = False,
+    category: Category | None = None,
+) -> Any:
     """A per-sample float64 measure of the logits: ``label`` heads its table column (if
     ``table``), ``json`` puts it in each JSON sample, where NaN is ``null`` with ``null``
-    (the measure is undefined there) and ``"nan"`` otherwise."""
-    return column(np.float64, np.nan, label=label, table=table, json=json, null=null)
+    (the measure is undefined there) and ``"nan"`` otherwise; ``category`` is the
+    ``fail_on`` category that judges it (a listing marks the samples that fall in it)."""
+    return column(
+        np.float64, np.nan, label=label, table=table, json=json, null=null, category=category
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -221,7 +231,7 @@ class Measures(Columns):
     # log Z from the row's values in D, accurate to ~1e-7 (no rounding to D on the way).
     log_partition: np.ndarray = measure("log Z", table=False, json=False)
     # ln(max_finite(D)) - |log Z|: how far the row is from the naive code's edge.
-    headroom: np.ndarray = measure("headroom", null=True)
+    headroom: np.ndarray = measure("headroom", null=True, category=Category.headroom)
 
 
 @dataclass(frozen=True)
@@ -233,12 +243,11 @@ class MeasureSpec:
     table: bool
     json: bool
     null: bool
+    category: Category | None
 
 
 MEASURES: tuple[MeasureSpec, ...] = tuple(
-    MeasureSpec(
-        f.name, f.metadata["label"], f.metadata["table"], f.metadata["json"], f.metadata["null"]
-    )
+    MeasureSpec(f.name, **{k: v for k, v in f.metadata.items() if k not in ("dtype", "fill")})
     for f in dataclasses.fields(Measures)
 )
 

@@ -105,9 +105,13 @@ DETAIL_MEASURES = tuple(m for m in MEASURES if m.json)
 
 
 def measure_text(sample: SampleResult, measure: MeasureSpec) -> str:
-    """A measure as a person reads it; ``-`` where it is undefined (a ``null`` in JSON)."""
+    """A measure as a person reads it; ``-`` where it is undefined (a ``null`` in JSON), and
+    ``low`` after it where the sample falls in the ``fail_on`` category that judges it."""
     value = sample.measures[measure.name]
-    return "-" if measure.null and math.isnan(value) else short_number(value)
+    if measure.null and math.isnan(value):
+        return "-"
+    low = " low" if measure.category is not None and measure.category in sample.failing else ""
+    return short_number(value) + low
 
 
 def headroom_line(report: Report) -> str:
