@@ -51,10 +51,11 @@ class ComputeDtype:
         Without ``out``: a fresh copy. With ``out`` (a work-dtype buffer shaped like
         ``values``): ``values`` itself when it needs no conversion, else ``out`` filled.
         A value beyond D's range becomes +-inf, as ``tensor.to(D)`` makes it; the row is
-        then flagged ``nonfinite``, so the cast's overflow warning would only be noise.
+        then flagged ``nonfinite``, so the cast's overflow warning would only be noise; so is
+        the "invalid" a signalling NaN raises when a cast quiets it (the row is ``nonfinite``).
         """
         values = np.asarray(values)
-        with np.errstate(over="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"):
             if self.is_emulated and values.dtype != self.storage:
                 values = values.astype(self.storage)
             if out is None:
