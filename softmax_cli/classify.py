@@ -10,10 +10,11 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from softmax_cli import fastpath, impl, kernels, sources
+from softmax_cli import arrays, fastpath, impl, kernels, sources
 from softmax_cli.dtypes import ComputeDtype, resolve_compute_dtype
 from softmax_cli.errors import OptionError
 from softmax_cli.load import ArrayKeys, Loaded
@@ -42,11 +43,13 @@ BLOCK_PIECES = 16
 WORKERS = os.cpu_count() or 2
 
 Progress = Callable[[int, int], None]
+# What check() takes for an array: see softmax_cli.arrays.
+ArrayLike = Any
 
 
 def check(
-    logits: np.ndarray,
-    targets: np.ndarray | None = None,
+    logits: ArrayLike,
+    targets: ArrayLike | None = None,
     *,
     dtype: str = "auto",
     class_axis: int = -1,
@@ -70,17 +73,26 @@ def check(
     ``"[NAME=]path/to/file.py:function"`` strings; see :mod:`softmax_cli.impl`), their loss
     held to ``impl_rtol`` (default per dtype). The options are validated before any work (an
     OptionError names the parameter); arrays that cannot be checked raise InputError.
+
+    ``logits`` and ``targets`` may be NumPy arrays, ``torch.Tensor`` (any device, any float
+    dtype), anything with ``__dlpack__`` or ``__array__``, or nested lists; a CPU tensor is
+    read in place, not copied. A masked array's masked logits are ``-inf`` and its masked
+    targets ``ignore_index`` (see :mod:`softmax_cli.arrays`).
     """
     options = CheckOptions.of(
         dtype, class_axis, ignore_index, fail_on, masked=masked, min_headroom=min_headroom
     )
     own = impl.resolve(implementations)
     impl_rtol = impl.check_rtol(impl_rtol)
+    logits_array, targets_array = arrays.logits_array(logits, logits_name), None
+    if targets is not None:
+        targets_name = targets_name or "<targets>"
+        targets_array = arrays.targets_array(targets, targets_name, options.ignore_index)
     loaded = Loaded(
-        logits=np.asarray(logits),
-        targets=targets,
+        logits=logits_array,
+        targets=targets_array,
         logits_name=logits_name,
-        targets_name=None if targets is None else (targets_name or "<targets>"),
+        targets_name=None if targets is None else targets_name,
         from_text=False,
     )
     return check_loaded(loaded, options, on_progress, implementations=own, impl_rtol=impl_rtol)
@@ -173,6 +185,8 @@ def _prepare(files: list[Loaded], options: CheckOptions) -> list[Part]:
                 rows.count,
                 rows.classes,
                 options.ignore_index,
+                logits_shape=logits.shape,
+                class_axis=options.class_axis,
             )
         part = Part(loaded, rows, targets, compute_dtype, first_index)
         if parts:

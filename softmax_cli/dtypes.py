@@ -61,7 +61,9 @@ class ComputeDtype:
         Without ``out``: a fresh copy. With ``out`` (a work-dtype buffer shaped like
         ``values``): ``values`` itself when it needs no conversion, else ``out`` filled.
         A value beyond D's range becomes +-inf, as ``tensor.to(D)`` makes it; the row is
-        then flagged ``nonfinite``, so the cast's overflow warning would only be noise.
+        then flagged ``out_of_range``, so the cast's overflow warning would only be noise; so
+        is the "invalid" a signalling NaN raises when a cast quiets it (the row is
+        ``nonfinite``).
         """
         values = np.asarray(values)
         if self.storage == _F16 and values.dtype in (_F16, _F32):
@@ -73,7 +75,7 @@ class ComputeDtype:
                 return _float16_to_float32(values, out)
             np.copyto(out, values)
             return _round_to_float16(out)
-        with np.errstate(over="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"):
             if self.is_emulated and values.dtype != self.storage:
                 values = values.astype(self.storage)
             if out is None:

@@ -129,13 +129,15 @@ def reduce_rows(
 
 def measures(scalars: RowScalars, logsumexp: np.ndarray, dtype: ComputeDtype) -> Measures:
     """The measures of the rows: what the stable code computes, and log Z to ~1e-7."""
-    m = scalars.max.astype(np.float64)
-    with np.errstate(all="ignore"):  # log(0) and inf - inf on masked and NaN rows
+    # log(0) and inf - inf on masked and NaN rows; a signalling NaN's "invalid" in the cast.
+    with np.errstate(all="ignore"):
+        m = scalars.max.astype(np.float64)
         log_partition = np.where(np.isfinite(m), m + np.log(scalars.exact_sum), m)
         headroom = dtype.log_max - np.abs(log_partition)
+        logsumexp = logsumexp.astype(np.float64)
     return Measures(
         max_logit=m,
-        logsumexp=logsumexp.astype(np.float64),
+        logsumexp=logsumexp,
         log_partition=log_partition,
         headroom=np.where(np.isfinite(log_partition), headroom, np.nan),
     )

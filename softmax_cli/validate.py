@@ -49,13 +49,38 @@ def check_logits(logits: np.ndarray, name: str, class_axis: int) -> None:
         raise InputError(name, f"logits have zero samples (shape {logits.shape})")
 
 
+class ClassAxisMismatch(OptionError, InputError):
+    """Targets that fit the logits' samples with another class axis than the one given.
+
+    An InputError about the file (what ``check()`` callers catch for bad arrays), worded as
+    an OptionError so the library says ``class_axis`` and the CLI ``--class-axis``.
+    """
+
+    def __init__(self, source: str, problem: str, hint: str | None = None) -> None:
+        # Neither base's __init__: each would hand the other its own arguments via super().
+        self.option, self.source, self.problem, self.hint = "class_axis", source, problem, hint
+        Exception.__init__(self, self.worded(self.option))
+
+    def __str__(self) -> str:
+        return self.worded(self.option)
+
+
 def check_targets(
-    targets: np.ndarray, name: str, samples: int, classes: int, ignore_index: int
+    targets: np.ndarray,
+    name: str,
+    samples: int,
+    classes: int,
+    ignore_index: int,
+    *,
+    logits_shape: tuple[int, ...] | None = None,
+    class_axis: int | None = None,
 ) -> np.ndarray:
     """Targets as a flat int64 array, one per sample, each a class index or ``ignore_index``.
 
     Every check runs on the values as given, before the cast to int64, so a float 1e300 or
     a uint64 that would wrap around to the ignore index is reported, not silently mangled.
+    Given ``logits_shape`` and ``class_axis``, N-D targets that would fit the logits with
+    the class axis at 1 (PyTorch's and ONNX's layout) say so.
     """
     targets = np.asarray(targets)
     if targets.dtype.kind == "f" and targets.size:
@@ -75,6 +100,7 @@ def check_targets(
     elif targets.dtype.kind not in "iuf":
         raise InputError(name, f"targets have dtype {targets.dtype}, not integer class indices")
     if targets.size != samples:
+        _suggest_class_axis(targets, name, logits_shape, class_axis)
         raise InputError(
             name,
             f"has {targets.size} targets (shape {targets.shape}) "
@@ -95,3 +121,26 @@ def check_targets(
             "or pass the one your data uses with --ignore-index",
         )
     return flat.astype(np.int64)
+
+
+def _suggest_class_axis(
+    targets: np.ndarray, name: str, logits_shape: tuple[int, ...] | None, class_axis: int | None
+) -> None:
+    """ClassAxisMismatch if N-D ``targets`` have the logits' sample shape for class axis 1."""
+    if logits_shape is None or class_axis is None or targets.ndim < 2 or len(logits_shape) < 3:
+        return
+    if class_axis % len(logits_shape) == 1:
+        return
+    with_axis_1 = logits_shape[:1] + logits_shape[2:]
+    if targets.shape != with_axis_1:
+        return
+    given = (
+        logits_shape[: class_axis % len(logits_shape)]
+        + logits_shape[class_axis % len(logits_shape) + 1 :]
+    )
+    raise ClassAxisMismatch(
+        name,
+        f"targets have shape {targets.shape}: the logits' sample shape with {{option}} 1, "
+        f"not with {{option}} {class_axis} (sample shape {given})",
+        "PyTorch and ONNX lay logits out as (N, C, d1, ...), the class axis at 1",
+    )
