@@ -2,14 +2,25 @@
 
 Colour is only a second cue: every cell says BROKEN, note or ok in words, so the table
 reads the same with ``NO_COLOR`` set or piped into a file.
+
+The table fits the width it is given: no column disappears and no number is cut. The
+samples are a Rich table while it fits and they are few; a long listing is written as
+plain fixed-width lines with the same columns and words, one row at a time (Rich lays out
+a table in memory, about half a millisecond a row); where neither fits the width, each
+sample is a small stacked block of ``label value`` lines.
 """
 
 from __future__ import annotations
 
 import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 
+import numpy as np
 from rich import box
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -25,39 +36,64 @@ from softmax_cli.render.words import (
     measure_text,
     position_text,
     raised_flags,
+    shared_directory,
     short_number,
     target_text,
     targets_source,
     verdict_line,
     verdict_word,
 )
-from softmax_cli.report import PathFlags, Report, SampleResult
+from softmax_cli.report import Implementation, PathFlags, Report, SampleResult
 
 BROKEN_STYLE = "bold red"
 NOTE_STYLE = "yellow"
 OK_STYLE = "green"
+DEFAULT_WIDTH = 120
+
+# Up to this many listed samples are a Rich table (coloured on a terminal); beyond, plain
+# lines written as they are made.
+RICH_ROWS = 200
+# Plain lines are handed on in chunks of about this many rows.
+CHUNK_ROWS = 512
 
 
-def render_text(report: Report, view: View = DEFAULT_VIEW, width: int = 120) -> str:
+def render_text(report: Report, view: View = DEFAULT_VIEW, width: int = DEFAULT_WIDTH) -> str:
     """The table as plain text (for ``--output``): no colour, a fixed width."""
-    buffer = io.StringIO()
-    console = Console(file=buffer, width=width, color_system=None, force_terminal=False)
-    console.print(renderable(report, view))
-    return buffer.getvalue()
+    return "".join(chunks(report, view, width=width))
 
 
-def renderable(report: Report, view: View = DEFAULT_VIEW) -> RenderableType:
+def chunks(
+    report: Report,
+    view: View = DEFAULT_VIEW,
+    width: int = DEFAULT_WIDTH,
+    console: Console | None = None,
+) -> Iterator[str]:
+    """The table as text, a piece at a time: the long listing of samples is made as it is
+    written. ``console`` (a terminal's, with its width and colours) renders the Rich parts;
+    by default they are plain text ``width`` columns wide. Lines carry no trailing spaces."""
+    if console is None:
+        console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False)
+    for part in renderable(report, view, console.width).renderables:
+        if isinstance(part, _Listing) and part.plain:
+            yield from part.chunks()
+        else:
+            with console.capture() as capture:
+                console.print(part)
+            yield _strip_trailing(capture.get())
+
+
+def renderable(report: Report, view: View = DEFAULT_VIEW, width: int = DEFAULT_WIDTH) -> Group:
     """The whole report: header, flag counts, listed samples, verdict."""
     parts: list[RenderableType] = [
         _header(report),
-        _counts(report),
+        *_counts(report, width),
         Text(_input_line(report)),
         Text(headroom_line(report)),
         Text(),
     ]
     shown, hidden = listed_rows(report, view.include_clean, view.max_rows)
-    if shown:
-        parts.append(_samples(report, shown, view))
+    if len(shown):
+        parts.append(_samples(report, shown, view, width))
         if hidden:
             parts.append(
                 Text(f"... and {hidden} more (--max-rows {view.max_rows}; --max-rows 0 shows all)")
@@ -66,6 +102,14 @@ def renderable(report: Report, view: View = DEFAULT_VIEW) -> RenderableType:
     parts.append(Text(meaning(report)))
     parts.append(_verdict(report))
     return Group(*parts)
+
+
+# Trailing spaces, possibly followed by the escape codes that end a style.
+_TRAILING = re.compile(r"[ \t]+((?:\x1b\[[0-9;]*m)*)$", re.MULTILINE)
+
+
+def _strip_trailing(text: str) -> str:
+    return _TRAILING.sub(r"\1", text)
 
 
 def _input_line(report: Report) -> str:
@@ -88,9 +132,23 @@ def _header(report: Report) -> Text:
     return text
 
 
-def _counts(report: Report) -> Table:
-    """Flag counts with one row per flag and one column per path: narrow enough for 80
-    columns, and the two paths sit side by side for comparison."""
+def _counts(report: Report, width: int) -> list[Table]:
+    """Flag counts with one row per flag and one column per implementation, so they sit
+    side by side; as many tables as it takes to fit ``width`` when there are many."""
+    groups: list[list[Implementation]] = [[]]
+    for implementation in report.implementations:
+        candidate = _counts_table(report, [*groups[-1], implementation])
+        if groups[-1] and _min_width(candidate) > width:
+            groups.append([implementation])
+        else:
+            groups[-1].append(implementation)
+    tables = [_counts_table(report, group) for group in groups]
+    for later in tables[1:]:
+        later.title = None
+    return tables
+
+
+def _counts_table(report: Report, implementations: list[Implementation]) -> Table:
     s = report.summary
     table = Table(
         title=f"{s.flagged} of {s.samples} samples flagged",
@@ -98,29 +156,48 @@ def _counts(report: Report) -> Table:
         box=box.SIMPLE_HEAD,
     )
     table.add_column("samples with")
-    for implementation in report.implementations:
+    for implementation in implementations:
         table.add_column(implementation.name, justify="right")
     for name in COUNT_NAMES:
-        counts = [getattr(s.impls[i.name], name) for i in report.implementations]
+        counts = [getattr(s.impls[i.name], name) for i in implementations]
         style = BROKEN_STYLE if name == "breaks" else NOTE_STYLE
         table.add_row(name, *(Text(str(v), style=style if v else "") for v in counts))
     return table
 
 
-def _samples(report: Report, samples: list[SampleResult], view: View) -> Table:
-    title = "All samples" if view.include_clean else "Flagged samples"
-    table = Table(title=f"{title}, worst first", title_justify="left", box=box.SIMPLE_HEAD)
+def _min_width(renderable: RenderableType) -> int:
+    """The narrowest ``renderable`` can be laid out without cutting a word."""
+    console = Console(file=io.StringIO(), width=10_000)
+    return Measurement.get(console, console.options, renderable).minimum
+
+
+def _title(view: View) -> str:
+    return ("All samples" if view.include_clean else "Flagged samples") + ", worst first"
+
+
+def _samples(report: Report, shown: np.ndarray, view: View, width: int) -> RenderableType:
+    """A Rich table for a few samples when it fits; otherwise the plain listing."""
+    if len(shown) <= RICH_ROWS:
+        table = _rich_samples(report, list(report.results(shown)), view)
+        if _min_width(table) <= width:
+            return table
+    return _Listing(report, shown, view, width)
+
+
+def _rich_samples(report: Report, samples: list[SampleResult], view: View) -> Table:
+    table = Table(title=_title(view), title_justify="left", box=box.SIMPLE_HEAD)
     measures = TABLE_MEASURES
     several = report.input.several
     # With several files the sample cell names the file under the position (the flags
-    # already take two lines); a long name folds in the cell, so 80 columns still fit.
-    table.add_column("sample", justify="left", overflow="fold" if several else "ellipsis")
+    # already take two lines); a long name folds in the cell.
+    table.add_column("sample", justify="left", overflow="fold")
     table.add_column("target", justify="right")
     for m in measures:
         table.add_column(m.label, justify="right")
     for implementation in report.implementations:
-        # Wrap flags between words, never inside one: "overfl…" says nothing.
-        table.add_column(implementation.name, min_width=len("BROKEN loss=inf"), overflow="fold")
+        # Wrap between words, never inside one: the table is only used when its narrowest
+        # layout (the longest word of each column) fits.
+        table.add_column(implementation.name, overflow="fold")
     for sample in samples:
         table.add_row(
             f"{position_text(sample)}\n{file_text(report, sample)}"
@@ -148,3 +225,210 @@ def _path_cell(sample: SampleResult, flags: PathFlags) -> Text:
 
 def _verdict(report: Report) -> Text:
     return Text(verdict_line(report), style=OK_STYLE if report.passed else BROKEN_STYLE)
+
+
+# --- the plain listing ---------------------------------------------------------------------
+
+_GAP = "   "  # between columns, as Rich's SIMPLE_HEAD box lays them out
+_EDGE = "  "
+_LOSS = "BROKEN loss="
+_VERDICT_STYLES = (("BROKEN", BROKEN_STYLE), ("note", NOTE_STYLE), ("ok", OK_STYLE))
+
+
+@dataclass(frozen=True)
+class _Column:
+    label: str
+    width: int
+    right: bool
+
+
+class _Listing:
+    """The listed samples as plain lines, made lazily a batch of rows at a time: fixed-width
+    columns when they fit ``width``, else one stacked block of ``label value`` lines per
+    sample. Also a Rich renderable (coloured verdict words) for a console that prints it."""
+
+    def __init__(self, report: Report, shown: np.ndarray, view: View, width: int) -> None:
+        self.report = report
+        self.shown = shown
+        self.view = view
+        self.width = width
+        self.columns = _plain_columns(report, shown)
+        self.wide = _row_width(self.columns) <= width
+        # A few rows on a terminal are coloured; many are written as they are made.
+        self.plain = len(shown) > RICH_ROWS
+
+    def chunks(self) -> Iterator[str]:
+        lines: list[str] = []
+        for line in self.lines():
+            lines.append(line)
+            if len(lines) >= CHUNK_ROWS:
+                yield "\n".join(lines) + "\n"
+                lines = []
+        if lines:
+            yield "\n".join(lines) + "\n"
+
+    def lines(self) -> Iterator[str]:
+        yield _title(self.view)
+        yield ""
+        if self.wide:
+            yield from self._table_lines()
+        else:
+            yield from self._stacked_lines()
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for line in self.lines():
+            text = Text(line)
+            for word, style in _VERDICT_STYLES:
+                text.highlight_regex(rf"(?<=\s){word}\b", style)
+            yield text
+
+    def _table_lines(self) -> Iterator[str]:
+        columns = self.columns
+        header = _EDGE + _GAP.join(_cell(c.label, c) for c in columns)
+        yield header.rstrip()
+        yield " " + "─" * (_row_width(columns) - 2)
+        report = self.report
+        several = report.input.several
+        verdict_columns = columns[-len(report.implementations) :]
+        for sample in report.results(self.shown):
+            cells = [
+                _fold(position_text(sample), columns[0].width)
+                + (_fold(file_text(report, sample), columns[0].width) if several else []),
+                [target_text(sample)],
+                *([measure_text(sample, m)] for m in TABLE_MEASURES),
+                *(
+                    _verdict_lines(sample, sample.results[i.name], c.width)
+                    for i, c in zip(report.implementations, verdict_columns, strict=True)
+                ),
+            ]
+            height = max(map(len, cells))
+            for k in range(height):
+                line = _EDGE + _GAP.join(
+                    _cell(cell[k] if k < len(cell) else "", c)
+                    for cell, c in zip(cells, columns, strict=True)
+                )
+                yield line.rstrip()
+
+    def _stacked_lines(self) -> Iterator[str]:
+        report = self.report
+        labels = ["target", *(m.label for m in TABLE_MEASURES)]
+        labels += [i.name for i in report.implementations]
+        if report.input.several:
+            labels.append("file")
+        key = max(map(len, labels))
+        inline = 2 + key + 2 + self.columns[-1].width <= self.width
+        value_width = self.width - (2 + key + 2 if inline else 4)
+        first = True
+        for sample in report.results(self.shown):
+            if not first:
+                yield ""
+            first = False
+            yield "sample " + position_text(sample)
+            rows: list[tuple[str, list[str]]] = []
+            if report.input.several:
+                rows.append(("file", _fold(file_text(report, sample), value_width)))
+            rows.append(("target", [target_text(sample)]))
+            rows += [(m.label, [measure_text(sample, m)]) for m in TABLE_MEASURES]
+            rows += [
+                (i.name, _verdict_lines(sample, sample.results[i.name], value_width))
+                for i in report.implementations
+            ]
+            for label, values in rows:
+                if inline:
+                    yield f"  {label:<{key}}  {values[0]}".rstrip()
+                    for more in values[1:]:
+                        yield " " * (key + 4) + more
+                else:
+                    yield "  " + label
+                    for value in values:
+                        yield "    " + value
+
+
+def _plain_columns(report: Report, shown: np.ndarray) -> list[_Column]:
+    """Column widths for ``shown`` decided before any row is made, from the columns' arrays:
+    wide enough for every value, so no row has to be seen twice."""
+    info = report.input
+    if info.several:
+        longest = max(len(file_text_of(report, f.logits)) for f in info.files)
+        shapes = [f.sample_shape for f in info.files]
+    else:
+        longest = 0
+        shapes = [info.sample_shape]
+    sample = max(len("sample"), min(longest, 40), *(_position_width(s) for s in shapes))
+    target = len("target")
+    if report.targets is not None and len(shown):
+        values = report.targets[shown]
+        ignored = ~report.findings.has_target[shown]
+        for chosen, extra in ((values[~ignored], 0), (values[ignored], len(" (ignored)"))):
+            if len(chosen):
+                low, high = int(chosen.min()), int(chosen.max())
+                target = max(target, len(str(low)) + extra, len(str(high)) + extra)
+    columns = [_Column("sample", sample, False), _Column("target", target, True)]
+    for m in TABLE_MEASURES:
+        values = getattr(report.measures, m.name)[shown]
+        columns.append(_Column(m.label, max(len(m.label), _number_width(values)), True))
+    for i in report.implementations:
+        loss = report.findings.impls[i.name].loss[shown]
+        # "BROKEN loss=<number>", and room for the longest flag name on its own line.
+        width = max(len(i.name), len(_LOSS) + _number_width(loss), len("out_of_range"))
+        columns.append(_Column(i.name, width, False))
+    return columns
+
+
+def file_text_of(report: Report, logits: str) -> str:
+    """A file's name as the sample column shows it (without the shared directory)."""
+    directory = shared_directory(report)
+    return logits[len(directory) :] if directory else logits
+
+
+def _position_width(shape: tuple[int, ...]) -> int:
+    """The longest ``position_text`` of a sample of a file with these sample axes."""
+    digits = [len(str(max(size - 1, 0))) for size in shape]
+    if len(digits) == 1:
+        return digits[0]
+    return 2 + sum(digits) + 2 * (len(digits) - 1)
+
+
+def _number_width(values: np.ndarray) -> int:
+    """The widest ``short_number`` of ``values``: at most 12 characters (``-1.23457e-05``,
+    ``-0.000123457``), 13 with a three-digit exponent."""
+    finite = values[np.isfinite(values)]
+    if not len(finite):
+        return 4  # "-inf"
+    magnitude = np.abs(finite)
+    huge = bool(((magnitude >= 1e100) | ((magnitude < 1e-99) & (magnitude > 0))).any())
+    return 13 if huge else 12
+
+
+def _row_width(columns: list[_Column]) -> int:
+    return len(_EDGE) + sum(c.width for c in columns) + len(_GAP) * (len(columns) - 1)
+
+
+def _cell(text: str, column: _Column) -> str:
+    return text.rjust(column.width) if column.right else text.ljust(column.width)
+
+
+def _verdict_lines(sample: SampleResult, flags: PathFlags, width: int) -> list[str]:
+    """``BROKEN loss=inf`` on the first line, the raised flags wrapped between words below."""
+    raised = raised_flags(sample, flags)
+    first = verdict_word(flags, raised)
+    if flags.loss is not None:
+        first += f" loss={short_number(flags.loss)}"
+    lines = [first]
+    line = ""
+    for name in raised:
+        if line and len(line) + 1 + len(name) > width:
+            lines.append(line)
+            line = name
+        else:
+            line = f"{line} {name}" if line else name
+    if line:
+        lines.append(line)
+    return lines
+
+
+def _fold(text: str, width: int) -> list[str]:
+    """``text`` in pieces of ``width`` characters (a long file name)."""
+    if len(text) <= width:
+        return [text]
+    return [text[k : k + width] for k in range(0, len(text), width)]
