@@ -50,11 +50,10 @@ NOTE_STYLE = "yellow"
 OK_STYLE = "green"
 DEFAULT_WIDTH = 120
 
-# Up to this many listed samples are a Rich table (coloured on a terminal); beyond, plain
-# lines written as they are made.
-RICH_ROWS = 200
-# Plain lines are handed on in chunks of about this many rows.
-CHUNK_ROWS = 512
+# Up to this many listed samples are laid out from their cells (coloured on a terminal);
+# beyond, from the columns' arrays, as plain lines written as they are made.
+FEW_ROWS = 200
+CHUNK_LINES = 1024  # plain lines per piece of text
 
 
 def render_text(report: Report, view: View = DEFAULT_VIEW, width: int = DEFAULT_WIDTH) -> str:
@@ -138,7 +137,7 @@ def _counts(report: Report, width: int) -> list[Table]:
     groups: list[list[Implementation]] = [[]]
     for implementation in report.implementations:
         candidate = _counts_table(report, [*groups[-1], implementation])
-        if groups[-1] and _min_width(candidate) > width:
+        if groups[-1] and _natural_width(candidate) > width:
             groups.append([implementation])
         else:
             groups[-1].append(implementation)
@@ -165,69 +164,25 @@ def _counts_table(report: Report, implementations: list[Implementation]) -> Tabl
     return table
 
 
-def _min_width(renderable: RenderableType) -> int:
-    """The narrowest ``renderable`` can be laid out without cutting a word."""
+def _natural_width(renderable: RenderableType) -> int:
+    """The width ``renderable`` takes when nothing in it is wrapped."""
     console = Console(file=io.StringIO(), width=10_000)
-    return Measurement.get(console, console.options, renderable).minimum
+    return Measurement.get(console, console.options, renderable).maximum
 
 
 def _title(view: View) -> str:
     return ("All samples" if view.include_clean else "Flagged samples") + ", worst first"
 
 
-def _samples(report: Report, shown: np.ndarray, view: View, width: int) -> RenderableType:
-    """A Rich table for a few samples when it fits; otherwise the plain listing."""
-    if len(shown) <= RICH_ROWS:
-        table = _rich_samples(report, list(report.results(shown)), view)
-        if _min_width(table) <= width:
-            return table
+def _samples(report: Report, shown: np.ndarray, view: View, width: int) -> _Listing:
     return _Listing(report, shown, view, width)
-
-
-def _rich_samples(report: Report, samples: list[SampleResult], view: View) -> Table:
-    table = Table(title=_title(view), title_justify="left", box=box.SIMPLE_HEAD)
-    measures = TABLE_MEASURES
-    several = report.input.several
-    # With several files the sample cell names the file under the position (the flags
-    # already take two lines); a long name folds in the cell.
-    table.add_column("sample", justify="left", overflow="fold")
-    table.add_column("target", justify="right")
-    for m in measures:
-        table.add_column(m.label, justify="right")
-    for implementation in report.implementations:
-        # Wrap between words, never inside one: the table is only used when its narrowest
-        # layout (the longest word of each column) fits.
-        table.add_column(implementation.name, overflow="fold")
-    for sample in samples:
-        table.add_row(
-            f"{position_text(sample)}\n{file_text(report, sample)}"
-            if several
-            else position_text(sample),
-            target_text(sample),
-            *(measure_text(sample, m) for m in measures),
-            *(_path_cell(sample, sample.results[i.name]) for i in report.implementations),
-        )
-    return table
-
-
-def _path_cell(sample: SampleResult, flags: PathFlags) -> Text:
-    """``BROKEN loss=inf`` / ``note loss=2000`` / ``ok loss=0.4``, then the raised flags."""
-    raised = raised_flags(sample, flags)
-    verdict = verdict_word(flags, raised)
-    style = {"BROKEN": BROKEN_STYLE, "note": NOTE_STYLE, "ok": OK_STYLE}[verdict]
-    text = Text(verdict, style=style)
-    if flags.loss is not None:
-        text.append(f" loss={short_number(flags.loss)}")
-    if raised:
-        text.append("\n" + " ".join(raised), style=style)
-    return text
 
 
 def _verdict(report: Report) -> Text:
     return Text(verdict_line(report), style=OK_STYLE if report.passed else BROKEN_STYLE)
 
 
-# --- the plain listing ---------------------------------------------------------------------
+# --- the sample listing --------------------------------------------------------------------
 
 _GAP = "   "  # between columns, as Rich's SIMPLE_HEAD box lays them out
 _EDGE = "  "
@@ -243,25 +198,43 @@ class _Column:
 
 
 class _Listing:
-    """The listed samples as plain lines, made lazily a batch of rows at a time: fixed-width
-    columns when they fit ``width``, else one stacked block of ``label value`` lines per
-    sample. Also a Rich renderable (coloured verdict words) for a console that prints it."""
+    """The listed samples as lines of text laid out by hand, so that they fit ``width``
+    with no number cut: fixed-width columns (the raised flags wrapped between words under
+    each verdict if need be), else one stacked block of ``label value`` lines per sample.
+
+    Up to ``FEW_ROWS`` samples are made first and the columns are as wide as their cells
+    (as a Rich table would be); a longer listing takes its widths from the columns' arrays
+    and makes its rows lazily, a batch at a time, as plain text (``plain``). It is also a
+    Rich renderable, whose verdict words are coloured on a terminal."""
 
     def __init__(self, report: Report, shown: np.ndarray, view: View, width: int) -> None:
         self.report = report
         self.shown = shown
         self.view = view
         self.width = width
-        self.columns = _plain_columns(report, shown)
+        self.plain = len(shown) > FEW_ROWS
+        self.samples = None if self.plain else list(report.results(shown))
+        if self.samples is None:
+            self.columns = _plain_columns(report, shown)
+        else:
+            natural = _cell_columns(report, self.samples, wrap=False)
+            self.columns = natural
+            if _row_width(natural) > width:
+                self.columns = _widen(
+                    _cell_columns(report, self.samples, wrap=True), natural, width
+                )
         self.wide = _row_width(self.columns) <= width
-        # A few rows on a terminal are coloured; many are written as they are made.
-        self.plain = len(shown) > RICH_ROWS
+
+    def _rows(self) -> Iterator[SampleResult]:
+        if self.samples is not None:
+            return iter(self.samples)
+        return self.report.results(self.shown)
 
     def chunks(self) -> Iterator[str]:
         lines: list[str] = []
         for line in self.lines():
             lines.append(line)
-            if len(lines) >= CHUNK_ROWS:
+            if len(lines) >= CHUNK_LINES:
                 yield "\n".join(lines) + "\n"
                 lines = []
         if lines:
@@ -274,6 +247,7 @@ class _Listing:
             yield from self._table_lines()
         else:
             yield from self._stacked_lines()
+        yield ""
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         for line in self.lines():
@@ -289,11 +263,12 @@ class _Listing:
         yield " " + "─" * (_row_width(columns) - 2)
         report = self.report
         several = report.input.several
+        first = columns[0].width
         verdict_columns = columns[-len(report.implementations) :]
-        for sample in report.results(self.shown):
+        for sample in self._rows():
             cells = [
-                _fold(position_text(sample), columns[0].width)
-                + (_fold(file_text(report, sample), columns[0].width) if several else []),
+                _fold(position_text(sample), first)
+                + (_fold(file_text(report, sample), first) if several else []),
                 [target_text(sample)],
                 *([measure_text(sample, m)] for m in TABLE_MEASURES),
                 *(
@@ -316,10 +291,11 @@ class _Listing:
         if report.input.several:
             labels.append("file")
         key = max(map(len, labels))
-        inline = 2 + key + 2 + self.columns[-1].width <= self.width
-        value_width = self.width - (2 + key + 2 if inline else 4)
+        longest = max(c.width for c in self.columns[1:])
+        inline = 2 + key + 2 + min(longest, len(_LOSS) + 13) <= self.width
+        value_width = max(self.width - (2 + key + 2 if inline else 4), 1)
         first = True
-        for sample in report.results(self.shown):
+        for sample in self._rows():
             if not first:
                 yield ""
             first = False
@@ -344,6 +320,51 @@ class _Listing:
                         yield "    " + value
 
 
+_FILE_WIDTH = 40  # a longer file name folds in the sample column
+
+
+def _cell_columns(report: Report, samples: list[SampleResult], wrap: bool) -> list[_Column]:
+    """Columns as wide as their widest cell; with ``wrap``, the verdict columns only as
+    wide as their verdicts and longest flag name (the flags wrap between words)."""
+    sample = max([len("sample")] + [len(position_text(s)) for s in samples])
+    if report.input.several:
+        files = max(len(file_text(report, s)) for s in samples)
+        sample = max(sample, min(files, _FILE_WIDTH))
+    columns = [
+        _Column("sample", sample, False),
+        _Column("target", max([len("target")] + [len(target_text(s)) for s in samples]), True),
+    ]
+    for m in TABLE_MEASURES:
+        width = max([len(m.label)] + [len(measure_text(s, m)) for s in samples])
+        columns.append(_Column(m.label, width, True))
+    for i in report.implementations:
+        width = len(i.name)
+        for s in samples:
+            flags = s.results[i.name]
+            lines = _verdict_lines(s, flags, 10_000)
+            raised = raised_flags(s, flags)
+            width = max(width, len(lines[0]), *(map(len, raised) if wrap else map(len, lines)))
+        columns.append(_Column(i.name, width, False))
+    return columns
+
+
+def _widen(columns: list[_Column], natural: list[_Column], width: int) -> list[_Column]:
+    """``columns`` grown, one character at a time in turn, towards their ``natural`` widths
+    while the row still fits ``width``: the flags wrap no more than they must."""
+    widths = [c.width for c in columns]
+    spare = width - _row_width(columns)
+    while spare > 0:
+        grown = False
+        for k, goal in enumerate(natural):
+            if spare > 0 and widths[k] < goal.width:
+                widths[k] += 1
+                spare -= 1
+                grown = True
+        if not grown:
+            break
+    return [_Column(c.label, w, c.right) for c, w in zip(columns, widths, strict=True)]
+
+
 def _plain_columns(report: Report, shown: np.ndarray) -> list[_Column]:
     """Column widths for ``shown`` decided before any row is made, from the columns' arrays:
     wide enough for every value, so no row has to be seen twice."""
@@ -354,7 +375,7 @@ def _plain_columns(report: Report, shown: np.ndarray) -> list[_Column]:
     else:
         longest = 0
         shapes = [info.sample_shape]
-    sample = max(len("sample"), min(longest, 40), *(_position_width(s) for s in shapes))
+    sample = max(len("sample"), min(longest, _FILE_WIDTH), *(_position_width(s) for s in shapes))
     target = len("target")
     if report.targets is not None and len(shown):
         values = report.targets[shown]
