@@ -16,7 +16,7 @@ import stat
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -43,7 +43,7 @@ from softmax_cli.options import (
     OutputFormat,
     View,
 )
-from softmax_cli.render import render
+from softmax_cli.render import render_chunks
 from softmax_cli.version import __version__
 
 app = typer.Typer(
@@ -299,17 +299,16 @@ def run(
         view = View(include_clean=show_all, max_rows=max_rows)
         # Files for the CI system first: if one cannot be written, exit 2 with nothing on
         # standard output, as for any other error.
-        texts = [(path, render(report, fmt, view)) for fmt, path in extra_reports]
-        for path, text in texts:
-            _write_report(path, text)
+        for fmt, path in extra_reports:
+            _write_report(path, render_chunks(report, fmt, view))
         if output is None and output_format is OutputFormat.table:
             from softmax_cli.render import table
 
             # Piped or redirected, Rich would assume 80 columns; a log or file has room.
             width = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120
-            Console(width=width).print(table.renderable(report, view))
+            _write(None, table.chunks(report, view, console=Console(width=width)))
         else:
-            _write(output, render(report, output_format, view))
+            _write(output, render_chunks(report, output_format, view))
     except ImplementationError as error:
         _fail(error.worded(_flag(error.option)), error.traceback)
     except OptionError as error:
@@ -388,7 +387,7 @@ class _StagedReports:
     """
 
     def __init__(self) -> None:
-        self.pending: list[tuple[str, str, _Target, str | None]] = []
+        self.pending: list[tuple[str, Iterable[str], _Target, str | None]] = []
         self.closed = False
 
     def __enter__(self) -> _StagedReports:
@@ -422,7 +421,9 @@ class _StagedReports:
                 if temporary is not None:
                     _unlink(temporary)
 
-    def add(self, path: str, text: str) -> None:
+    def add(self, path: str, text: Iterable[str]) -> None:
+        """Stage ``text`` (pieces of it) now for a file that is replaced; keep it, to be
+        made and written at the end, for a descriptor, device or pipe."""
         target = _target(path)
         temporary = _stage(target, text) if target.atomic else None
         self.pending.append((path, text, target, temporary))
@@ -595,13 +596,13 @@ def _file_identity(path: str) -> Path | None:
     return target.path if target.atomic else None
 
 
-def _write_report(path: str, text: str) -> None:
+def _write_report(path: str, text: str | Iterable[str]) -> None:
     """A --report file: staged now, put in place when the run has succeeded (see
     ``_StagedReports``); written at once when called outside a command run."""
     staged = _run().staged
     try:
         if staged is not None and not staged.closed:
-            staged.add(path, text)
+            staged.add(path, _pieces(text))
         else:
             _write(path, text, f"--report {path}")
     except OSError as error:
@@ -610,15 +611,24 @@ def _write_report(path: str, text: str) -> None:
         ) from None
 
 
-def _write(output: str | None, text: str, label: str | None = None) -> None:
+def _pieces(text: str | Iterable[str]) -> Iterable[str]:
+    """A report as the pieces of text it is written in: a whole one is one piece."""
+    return (text,) if isinstance(text, str) else text
+
+
+def _write(output: str | None, text: str | Iterable[str], label: str | None = None) -> None:
     """Standard output; straight through to a descriptor, device or pipe; or atomically to
-    a regular file. An error names the path the user gave, never the temporary file."""
+    a regular file. ``text`` may come in pieces (a renderer's chunks), written as they come:
+    a failure midway leaves no partial regular file. An error names the path the user gave,
+    never the temporary file."""
     where = label or ("standard output" if output is None else f"--output {output}")
+    text = _pieces(text)
     try:
         if output is None:
             if sys.stdout is None:
                 raise SoftmaxCheckError("standard output is closed")
-            sys.stdout.write(text)
+            for piece in text:
+                sys.stdout.write(piece)
             sys.stdout.flush()
             return
         target = _target(output)
@@ -635,22 +645,23 @@ def _write(output: str | None, text: str, label: str | None = None) -> None:
         raise SoftmaxCheckError(f"{where}: cannot write: {error.strerror or error}") from None
 
 
-def _write_through(target: _Target, text: str) -> None:
+def _write_through(target: _Target, text: Iterable[str]) -> None:
     """Into an open descriptor (in its place and mode: ``>>`` keeps appending) or a device
     or pipe, which are never replaced."""
     if target.descriptor in (1, 2):
         stream = sys.stdout if target.descriptor == 1 else sys.stderr
-        stream.write(text)
+        for piece in text:
+            stream.write(piece)
         stream.flush()
     elif target.descriptor is not None:
         with os.fdopen(os.dup(target.descriptor), "w", encoding="utf-8") as stream:
-            stream.write(text)
+            stream.writelines(text)
     else:
         with open(target.path, "w", encoding="utf-8") as stream:
-            stream.write(text)
+            stream.writelines(text)
 
 
-def _stage(target: _Target, text: str) -> str:
+def _stage(target: _Target, text: Iterable[str]) -> str:
     """``text`` in a new temporary file beside ``target``, with the mode the target has (or
     a new file would get): renamed over it, readers see the old report or the new one,
     never half of one. Removed again on any failure, a signal included."""
@@ -660,7 +671,7 @@ def _stage(target: _Target, text: str) -> str:
         # A short prefix: the temporary name must fit where the target's name just fits.
         fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:40]}.")
         with os.fdopen(fd, "w", encoding="utf-8") as stream:
-            stream.write(text)
+            stream.writelines(text)
         mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask()
         os.chmod(temporary, mode)
         return temporary

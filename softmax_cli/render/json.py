@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from typing import Any
 
 from softmax_cli.options import DEFAULT_VIEW, View
@@ -25,21 +26,36 @@ SCHEMA_VERSION = 1
 
 
 def render(report: Report, view: View = DEFAULT_VIEW) -> str:
-    """The JSON document; ``samples`` lists every flagged sample (every one with --all).
+    """The JSON document; ``samples`` lists every flagged sample (every one with --all)."""
+    return "".join(chunks(report, view))
 
-    The document is indented, but each sample is one compact line: a report can list
-    millions of samples, and Python's JSON encoder only uses its C implementation without
-    ``indent`` (10x faster); one line per sample also suits grep and ``head``.
+
+def chunks(report: Report, view: View = DEFAULT_VIEW) -> Iterator[str]:
+    """The document a piece at a time: the samples are encoded as they are written, a
+    batch at a time, so a report listing millions of them never holds them all.
+
+    The document is indented, but each sample is one compact line: Python's JSON encoder
+    only uses its C implementation without ``indent`` (10x faster); one line per sample
+    also suits grep and ``head``.
     """
     head = json.dumps(document(report), indent=2, allow_nan=False)
     implementations = report.implementations
-    lines = [
-        json.dumps(sample(s, implementations), allow_nan=False)
-        for s in report.samples(include_clean=view.include_clean)
-    ]
-    listing = "[\n    " + ",\n    ".join(lines) + "\n  ]" if lines else "[]"
     # ``head`` ends with "\n}"; the samples, always the last key, go before the brace.
-    return f'{head[:-2]},\n  "samples": {listing}\n}}\n'
+    yield f'{head[:-2]},\n  "samples": '
+    lines: list[str] = []
+    separator = "[\n    "
+    for s in report.samples(include_clean=view.include_clean):
+        lines.append(json.dumps(sample(s, implementations), allow_nan=False))
+        if len(lines) >= _CHUNK_SAMPLES:
+            yield separator + ",\n    ".join(lines)
+            separator, lines = ",\n    ", []
+    if lines:
+        yield separator + ",\n    ".join(lines)
+        separator = ""
+    yield "[]\n}\n" if separator == "[\n    " else "\n  ]\n}\n"
+
+
+_CHUNK_SAMPLES = 512  # samples per piece of the document
 
 
 def document(report: Report) -> dict[str, Any]:

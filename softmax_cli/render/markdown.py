@@ -9,7 +9,9 @@ table: a comment has a size limit.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+
+import numpy as np
 
 from softmax_cli.options import DEFAULT_VIEW, View
 from softmax_cli.render.words import (
@@ -26,11 +28,17 @@ from softmax_cli.render.words import (
     target_text,
     verdict_line,
 )
-from softmax_cli.report import InputInfo, Report, SampleResult
+from softmax_cli.report import InputInfo, Report
 
 
 def render(report: Report, view: View = DEFAULT_VIEW) -> str:
     """The Markdown document, ending in a newline."""
+    return "".join(chunks(report, view))
+
+
+def chunks(report: Report, view: View = DEFAULT_VIEW) -> Iterator[str]:
+    """The document a piece at a time: the sample table's rows are made as they are
+    written, a batch at a time."""
     info, s = report.input, report.summary
     icon = ":white_check_mark:" if report.passed else ":x:"
     size = f"{s.samples} samples x {info.classes} classes"
@@ -47,16 +55,18 @@ def render(report: Report, view: View = DEFAULT_VIEW) -> str:
         _counts(report),
         _escape(headroom_line(report)),
     ]
+    yield "\n\n".join(blocks)
     shown, hidden = listed_rows(report, view.include_clean, view.max_rows)
-    if shown:
+    if len(shown):
         title = "All samples" if view.include_clean else "Flagged samples"
-        blocks.append(f"### {title}, worst first")
-        blocks.append(_samples(report, shown))
+        yield f"\n\n### {title}, worst first\n\n"
+        yield from _samples(report, shown)
         if hidden:
-            blocks.append(
-                f"... and {hidden} more (`--max-rows {view.max_rows}`; `--max-rows 0` shows all)"
+            yield (
+                f"\n\n... and {hidden} more (`--max-rows {view.max_rows}`; `--max-rows 0` "
+                "shows all)"
             )
-    return "\n\n".join(blocks) + "\n"
+    yield "\n"
 
 
 def _counts(report: Report) -> str:
@@ -71,20 +81,21 @@ def _counts(report: Report) -> str:
     return "\n".join(rows)
 
 
-def _samples(report: Report, samples: list[SampleResult]) -> str:
+def _samples(report: Report, shown: np.ndarray) -> Iterator[str]:
+    """The pipe table of the samples at ``shown``, a batch of rows per piece, without a
+    final newline."""
     measures = TABLE_MEASURES
     names = [i.name for i in report.implementations]
     file = ["file"] if report.input.several else []
-    rows = [
-        _row([*file, "sample", "target", *(m.label for m in measures), *names]),
-        _rule(
-            ["---" for _ in file]
-            + ["---", "---:"]
-            + ["---:" for _ in measures]
-            + ["---" for _ in names]
-        ),
-    ]
-    for sample in samples:
+    yield _row([*file, "sample", "target", *(m.label for m in measures), *names])
+    yield "\n" + _rule(
+        ["---" for _ in file]
+        + ["---", "---:"]
+        + ["---:" for _ in measures]
+        + ["---" for _ in names]
+    )
+    rows = []
+    for sample in report.results(shown):
         cells = (
             *([_code(sample.file)] if sample.file is not None else []),
             position_text(sample),
@@ -93,7 +104,14 @@ def _samples(report: Report, samples: list[SampleResult]) -> str:
             *(_verdict_cell(path_verdict(sample, sample.results[n])) for n in names),
         )
         rows.append(_row(cells))
-    return "\n".join(rows)
+        if len(rows) >= _CHUNK_ROWS:
+            yield "\n" + "\n".join(rows)
+            rows = []
+    if rows:
+        yield "\n" + "\n".join(rows)
+
+
+_CHUNK_ROWS = 512  # rows per piece of the sample table
 
 
 def _row(cells: Iterable[str]) -> str:

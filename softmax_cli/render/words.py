@@ -231,10 +231,9 @@ def verdict_line(report: Report) -> str:
     return f"FAILED --fail-on {policy} ({counts})"
 
 
-def listed_rows(
-    report: Report, include_clean: bool, max_rows: int
-) -> tuple[list[SampleResult], int]:
-    """The samples a capped listing shows (``max_rows`` 0: all), and how many it hides."""
+def listed_rows(report: Report, include_clean: bool, max_rows: int) -> tuple[np.ndarray, int]:
+    """The indices a capped listing shows, worst first (``max_rows`` 0: all), and how many
+    it hides; ``report.results`` makes the samples as a renderer reaches them."""
     listed = report.ordered(include_clean)
     shown = listed if max_rows <= 0 else listed[:max_rows]
-    return list(report.results(shown)), len(listed) - len(shown)
+    return shown, len(listed) - len(shown)
