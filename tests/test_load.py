@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -39,6 +41,53 @@ def test_npz_with_logits_and_targets_carries_both(tmp_path):
     np.testing.assert_array_equal(loaded.logits, LOGITS)
     np.testing.assert_array_equal(loaded.targets, TARGETS)
     assert loaded.targets_name == str(tmp_path / "d.npz")
+
+
+def test_a_stored_npz_member_is_memory_mapped_with_identical_values(tmp_path):
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((7, 5)).astype(np.float32)
+    targets = rng.integers(0, 5, size=7)
+    path = tmp_path / "stored.npz"
+    np.savez(path, logits=logits, targets=targets)
+    loaded = load_inputs(str(path), None, ArrayKeys())
+    assert isinstance(loaded.logits, np.memmap)
+    assert loaded.logits.dtype == logits.dtype
+    np.testing.assert_array_equal(loaded.logits, logits)
+    assert isinstance(loaded.targets, np.memmap)
+    np.testing.assert_array_equal(loaded.targets, targets)
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.asfortranarray(np.arange(12, dtype=np.float64).reshape(3, 4)),
+        np.arange(12, dtype=">f4").reshape(4, 3),
+        np.arange(24, dtype=np.float16).reshape(2, 3, 4),
+        np.zeros((0, 3), dtype=np.float32),
+    ],
+    ids=["fortran", "big-endian", "3d-float16", "empty"],
+)
+@pytest.mark.parametrize("save", [np.savez, np.savez_compressed], ids=["stored", "compressed"])
+def test_npz_members_come_back_with_identical_values(array, save, tmp_path):
+    path = tmp_path / "dump.npz"
+    save(path, logits=array)
+    loaded = load_inputs(str(path), None, ArrayKeys()).logits
+    assert loaded.dtype == array.dtype
+    assert loaded.shape == array.shape
+    np.testing.assert_array_equal(loaded, array)
+
+
+def test_a_stored_member_in_a_large_archive_is_mapped_not_read(tmp_path):
+    path = tmp_path / "big.npz"
+    np.savez(path, logits=np.ones((2048, 1024), dtype=np.float32))  # 8 MiB
+    tracemalloc.start()
+    try:
+        logits = load_inputs(str(path), None, ArrayKeys()).logits
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
+    assert float(logits[-1, -1]) == 1.0
 
 
 def test_npz_lone_array_is_the_logits(tmp_path):
