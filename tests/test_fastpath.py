@@ -18,8 +18,6 @@ from softmax_cli import check, classify
 from softmax_cli.classify import classify_block, reference_findings
 from softmax_cli.dtypes import COMPUTE_DTYPES, ComputeDtype
 
-DTYPES = list(COMPUTE_DTYPES.values())
-
 
 def assert_same(x: np.ndarray, targets: np.ndarray | None, dtype: ComputeDtype, piece=None):
     """classify_block(x) finds what the reference kernels find: flags equal, losses equal bit
@@ -77,9 +75,10 @@ def edge_rows(dtype: ComputeDtype, classes: int = 6) -> np.ndarray:
         return np.array(rows).astype(dtype.storage)
 
 
-@pytest.fixture(params=DTYPES, ids=lambda d: d.name)
-def dtype(request) -> ComputeDtype:
-    return request.param
+@pytest.fixture
+def dtype(compute_dtype: ComputeDtype) -> ComputeDtype:
+    """Each compute dtype in turn (conftest's ``compute_dtype``)."""
+    return compute_dtype
 
 
 def test_edge_rows_with_a_target_on_every_class(dtype):
@@ -132,7 +131,7 @@ def test_wide_rows(dtype):
 
 
 @settings(max_examples=200, deadline=None)
-@given(data=st.data(), dtype=st.sampled_from(DTYPES))
+@given(data=st.data(), dtype=st.sampled_from(list(COMPUTE_DTYPES.values())))
 def test_hypothesis_rows(data, dtype):
     classes = data.draw(st.integers(1, 9), label="classes")
     rows = data.draw(st.integers(1, 6), label="rows")
