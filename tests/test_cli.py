@@ -175,7 +175,7 @@ def test_target_column_names_the_csv_column(runner, tmp_path):
     assert doc["samples"][0]["stable"]["loss"] == 2000.0
 
 
-def test_version(runner):
+def test_version_prints_the_name_and_a_0_x_version(runner):
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0
     assert result.stdout.startswith("softmax-check 0.")

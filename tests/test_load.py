@@ -27,7 +27,7 @@ def test_npy_reads_any_numeric_dtype_memory_mapped(tmp_path, dtype):
     assert loaded.targets is None and not loaded.from_text
 
 
-def test_npy_targets_file(tmp_path):
+def test_npy_targets_file_is_read_and_named_as_the_targets(tmp_path):
     np.save(tmp_path / "x.npy", LOGITS)
     np.save(tmp_path / "t.npy", TARGETS)
     loaded = load_inputs(str(tmp_path / "x.npy"), str(tmp_path / "t.npy"), NO_KEYS)
@@ -124,7 +124,7 @@ def test_explicit_targets_file_wins_over_carried_targets(tmp_path):
     np.testing.assert_array_equal(loaded.targets, [1, 1, 1])
 
 
-def test_csv_with_header_and_target_column(tmp_path):
+def test_csv_target_column_is_taken_out_of_the_logits_wherever_it_stands(tmp_path):
     (tmp_path / "d.csv").write_text("a,b,target,c\n2,1,0,0.1\n1000,0,2,-1000\n0.5,inf,1,-inf\n")
     loaded = load_inputs(str(tmp_path / "d.csv"), None, NO_KEYS)
     np.testing.assert_array_equal(loaded.logits, LOGITS)
@@ -146,7 +146,7 @@ def test_csv_nan_is_read_as_nan(tmp_path):
 
 
 @pytest.mark.parametrize("text", ["0\n2\n1\n", "target\n0\n2\n1\n", "0\n\n2\n1"])
-def test_text_targets_one_per_line(tmp_path, text):
+def test_text_targets_are_read_one_per_line(tmp_path, text):
     np.save(tmp_path / "x.npy", LOGITS)
     (tmp_path / "t.csv").write_text(text)
     loaded = load_inputs(str(tmp_path / "x.npy"), str(tmp_path / "t.csv"), NO_KEYS)
