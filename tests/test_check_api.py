@@ -11,6 +11,7 @@ import math
 import ml_dtypes
 import numpy as np
 import pytest
+from conftest import COMPUTE_DTYPE_NAMES
 
 from softmax_cli import Report, check
 from softmax_cli.report import Findings, Flag, ImplRows, InputInfo, Measures
@@ -206,7 +207,7 @@ def test_auto_dtype_keeps_float_precision_and_computes_integers_in_float32(input
     assert report.compute_dtype == compute
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float32", "float16", "bfloat16"])
+@pytest.mark.parametrize("dtype", COMPUTE_DTYPE_NAMES)
 def test_explicit_dtype_overrides_the_input_dtype(dtype):
     report = check(np.zeros((2, 3), dtype=np.float64), dtype=dtype)
     assert report.compute_dtype == dtype

@@ -18,8 +18,6 @@ from softmax_cli import check, classify
 from softmax_cli.classify import classify_block, reference_findings
 from softmax_cli.dtypes import COMPUTE_DTYPES, ComputeDtype
 
-DTYPES = list(COMPUTE_DTYPES.values())
-
 
 def assert_same(x: np.ndarray, targets: np.ndarray | None, dtype: ComputeDtype, piece=None):
     """classify_block(x) finds what the reference kernels find: flags equal, losses equal bit
@@ -77,44 +75,45 @@ def edge_rows(dtype: ComputeDtype, classes: int = 6) -> np.ndarray:
         return np.array(rows).astype(dtype.storage)
 
 
-@pytest.fixture(params=DTYPES, ids=lambda d: d.name)
-def dtype(request) -> ComputeDtype:
-    return request.param
+@pytest.fixture
+def dtype(compute_dtype: ComputeDtype) -> ComputeDtype:
+    """Each compute dtype in turn (conftest's ``compute_dtype``)."""
+    return compute_dtype
 
 
-def test_edge_rows_with_a_target_on_every_class(dtype):
+def test_edge_rows_with_a_target_on_every_class_match_the_reference(dtype):
     x = edge_rows(dtype)
     for target in range(x.shape[1]):
         assert_same(x, np.full(len(x), target), dtype)
 
 
-def test_edge_rows_with_ignored_targets(dtype):
+def test_edge_rows_with_ignored_targets_match_the_reference(dtype):
     x = edge_rows(dtype)
     assert_same(x, np.where(np.arange(len(x)) % 3 == 0, -1, 1), dtype)
 
 
-def test_edge_rows_without_targets(dtype):
+def test_edge_rows_without_targets_match_the_reference(dtype):
     assert_same(edge_rows(dtype), None, dtype)
 
 
-def test_edge_rows_in_pieces_of_one_and_three_rows(dtype):
+def test_edge_rows_in_pieces_of_one_and_three_rows_match_the_reference(dtype):
     x = edge_rows(dtype)
     targets = np.arange(len(x)) % x.shape[1]
     for piece in (1, 3):
         assert_same(x, targets, dtype, piece)
 
 
-def test_one_class(dtype):
+def test_one_class_rows_match_the_reference(dtype):
     x = np.array([[0.0], [1000.0], [-1000.0], [-np.inf], [np.nan], [np.inf]])
     assert_same(x, np.array([0, 0, 0, 0, -1, 0]), dtype)
 
 
-def test_target_on_a_masked_class(dtype):
+def test_a_target_on_a_masked_class_matches_the_reference(dtype):
     x = np.array([[0.0, -np.inf, 1.0], [500.0, -np.inf, 1.0], [-500.0, -np.inf, -499.0]])
     assert_same(x, np.array([1, 1, 1]), dtype)
 
 
-def test_random_rows_at_many_scales(dtype):
+def test_random_rows_at_many_scales_match_the_reference(dtype):
     rng = np.random.default_rng(3)
     scale = rng.choice([0.1, 1, 10, 30, 100, 1e3, 1e5], size=(400, 1))
     shift = rng.choice([0, -1e3, -100, -80, 50, 80, 88, 700], size=(400, 1))
@@ -122,7 +121,7 @@ def test_random_rows_at_many_scales(dtype):
     assert_same(x, rng.integers(-1, 37, size=400), dtype, piece=16)
 
 
-def test_wide_rows(dtype):
+def test_wide_rows_match_the_reference(dtype):
     rng = np.random.default_rng(4)
     x = rng.standard_normal((5, 70_000)) * 3
     x[1] += 100  # naive overflow
@@ -132,8 +131,8 @@ def test_wide_rows(dtype):
 
 
 @settings(max_examples=200, deadline=None)
-@given(data=st.data(), dtype=st.sampled_from(DTYPES))
-def test_hypothesis_rows(data, dtype):
+@given(data=st.data(), dtype=st.sampled_from(list(COMPUTE_DTYPES.values())))
+def test_any_rows_hypothesis_draws_match_the_reference(data, dtype):
     classes = data.draw(st.integers(1, 9), label="classes")
     rows = data.draw(st.integers(1, 6), label="rows")
     elements = st.one_of(

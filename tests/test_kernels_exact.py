@@ -12,6 +12,7 @@ import ml_dtypes
 import mpmath
 import numpy as np
 import pytest
+from conftest import COMPUTE_DTYPE_NAMES, eps
 
 from softmax_cli import kernels
 from softmax_cli.classify import reference_findings
@@ -19,12 +20,6 @@ from softmax_cli.dtypes import COMPUTE_DTYPES
 from softmax_cli.report import BUILTIN_FLAGS, Flag
 
 mpmath.mp.dps = 50
-
-DTYPES = ("float64", "float32", "float16", "bfloat16")
-
-
-def _eps(name: str) -> float:
-    return float(ml_dtypes.finfo(COMPUTE_DTYPES[name].storage).eps)
 
 
 def _exact(row: np.ndarray, target: int) -> tuple[mpmath.mpf, list[mpmath.mpf], mpmath.mpf]:
@@ -38,7 +33,7 @@ def _exact(row: np.ndarray, target: int) -> tuple[mpmath.mpf, list[mpmath.mpf], 
 def _moderate_rows(name: str, n: int = 40, classes: int = 6) -> tuple[np.ndarray, np.ndarray]:
     """Rows of D with spread up to 20 and shifts far from 0 (up to 600 in float64, beyond
     the naive path's range, so only the stable kernel is compared on those)."""
-    rng = np.random.default_rng([3, DTYPES.index(name)])
+    rng = np.random.default_rng([3, COMPUTE_DTYPE_NAMES.index(name)])
     limit = {"float64": 600.0, "float32": 80.0, "float16": 8.0, "bfloat16": 80.0}[name]
     spread = rng.uniform(0.01, min(20.0, limit), size=(n, 1))
     x = rng.uniform(-1, 1, size=(n, classes)) * spread + rng.uniform(-limit, limit, size=(n, 1))
@@ -54,18 +49,18 @@ LOSS_ULPS = 4
 PROB_ULPS = 4
 
 
-@pytest.mark.parametrize("name", DTYPES)
+@pytest.mark.parametrize("name", COMPUTE_DTYPE_NAMES)
 def test_stable_loss_matches_mpmath_cross_entropy(name):
     x, targets = _moderate_rows(name)
     loss = kernels.stable(x, targets, COMPUTE_DTYPES[name]).loss
     for row, t, got in zip(x, targets, loss, strict=True):
         expected = _exact(row, int(t))[2]
         # A loss near 0 is log(s) with s near 1: an absolute error of an ulp of 1.
-        tolerance = LOSS_ULPS * _eps(name) * max(1.0, float(expected))
+        tolerance = LOSS_ULPS * eps(name) * max(1.0, float(expected))
         assert abs(float(got) - float(expected)) <= tolerance, (row, t)
 
 
-@pytest.mark.parametrize("name", DTYPES)
+@pytest.mark.parametrize("name", COMPUTE_DTYPE_NAMES)
 def test_logsumexp_matches_mpmath(name):
     x, _ = _moderate_rows(name)
     dtype = COMPUTE_DTYPES[name]
@@ -74,25 +69,25 @@ def test_logsumexp_matches_mpmath(name):
     for row, got in zip(x, lse, strict=True):
         expected = _exact(row, 0)[0]
         # m + log(s): each term rounded once, the sum once; |m| dominates when it is large.
-        tolerance = 2 * _eps(name) * (abs(float(row.max())) + 1.0)
+        tolerance = 2 * eps(name) * (abs(float(row.max())) + 1.0)
         assert abs(float(got) - float(expected)) <= tolerance, row
 
 
-@pytest.mark.parametrize("name", DTYPES)
+@pytest.mark.parametrize("name", COMPUTE_DTYPE_NAMES)
 def test_stable_probabilities_match_mpmath_softmax(name):
     x, _ = _moderate_rows(name)
     probs = kernels.stable(x, None, COMPUTE_DTYPES[name]).probs
     for row, got in zip(x, probs, strict=True):
         expected = np.array([float(p) for p in _exact(row, 0)[1]])
         spread = np.abs(row - row.max()).astype(np.float64)
-        tolerance = PROB_ULPS * _eps(name) * (1.0 + spread) * expected
+        tolerance = PROB_ULPS * eps(name) * (1.0 + spread) * expected
         np.testing.assert_array_less(np.abs(got - expected), tolerance + 1e-300)
 
 
 @pytest.mark.parametrize("name", ["float64", "float32"])
 def test_naive_loss_matches_mpmath_where_exp_stays_in_range(name):
     # Rows within +-20 of 0: exp neither overflows nor becomes subnormal.
-    rng = np.random.default_rng([4, DTYPES.index(name)])
+    rng = np.random.default_rng([4, COMPUTE_DTYPE_NAMES.index(name)])
     dtype = COMPUTE_DTYPES[name]
     x = dtype.to_work(rng.uniform(-20, 20, size=(40, 6)).astype(dtype.storage))
     targets = rng.integers(0, 6, size=40)
@@ -101,13 +96,13 @@ def test_naive_loss_matches_mpmath_where_exp_stays_in_range(name):
         expected = _exact(row, int(t))[2]
         # -log(e[t] / s): e[t], s, the division and log each rounded once; exp(x) of a
         # value near 20 is off by eps relative, which is eps absolute in the loss.
-        tolerance = 6 * _eps(name) * max(1.0, float(expected))
+        tolerance = 6 * eps(name) * max(1.0, float(expected))
         assert abs(float(got) - float(expected)) <= tolerance, (row, t)
 
 
 @pytest.mark.parametrize("name", ["float64", "float32"])
 def test_naive_and_stable_gradients_match_exact_softmax_minus_onehot(name):
-    rng = np.random.default_rng([5, DTYPES.index(name)])
+    rng = np.random.default_rng([5, COMPUTE_DTYPE_NAMES.index(name)])
     dtype = COMPUTE_DTYPES[name]
     x = dtype.to_work(rng.uniform(-10, 10, size=(30, 5)).astype(dtype.storage))
     targets = rng.integers(0, 5, size=30)
@@ -118,8 +113,8 @@ def test_naive_and_stable_gradients_match_exact_softmax_minus_onehot(name):
         # The naive backward pass computes p - onehot through 1/p[t] and 1/s, cancelling
         # terms as large as 1/p[t]: its error grows with that, unlike the stable path's.
         p_t = float(expected[t] + 1.0)
-        np.testing.assert_allclose(stable.grad[i], expected, rtol=0, atol=2 * _eps(name))
-        np.testing.assert_allclose(naive.grad[i], expected, rtol=0, atol=8 * _eps(name) / p_t)
+        np.testing.assert_allclose(stable.grad[i], expected, rtol=0, atol=2 * eps(name))
+        np.testing.assert_allclose(naive.grad[i], expected, rtol=0, atol=8 * eps(name) / p_t)
 
 
 # --- the seed example (issue 1) ---------------------------------------------------------
@@ -168,7 +163,7 @@ def test_seed_ordinary_rows_match_mpmath_on_both_paths(seed_naive_and_stable, se
     expected = float(_exact(seed_logits[index], int(seed_targets[index]))[2])
     for path in seed_naive_and_stable:
         # An absolute error of a few ulps of 1: the loss is log(s) - (x[t] - m), s near 1.
-        assert path.loss[index] == pytest.approx(expected, abs=4 * _eps("float32"))
+        assert path.loss[index] == pytest.approx(expected, abs=4 * eps("float32"))
 
 
 def test_seed_flags_are_exactly_those_of_the_contract_example(seed_logits, seed_targets):
@@ -206,7 +201,7 @@ def _exp_is_finite_in(x: float, storage: np.dtype) -> bool:
     return mpmath.exp(mpmath.mpf(x)) < max_value + half_ulp
 
 
-@pytest.mark.parametrize("name", DTYPES)
+@pytest.mark.parametrize("name", COMPUTE_DTYPE_NAMES)
 def test_exp_overflow_threshold_is_the_last_value_whose_exp_is_finite(name):
     dtype = COMPUTE_DTYPES[name]
     threshold = dtype.exp_overflow_threshold
@@ -241,7 +236,7 @@ def test_naive_gradient_is_nan_when_all_float32_logits_are_minus_100_though_loss
     naive = kernels.naive(x, np.array([0]), dtype)
     assert naive.exp[0, 0] == np.float32(27 * 2.0**-149)
     assert naive.sum[0] == np.float32(81 * 2.0**-149)
-    assert naive.loss[0] == pytest.approx(math.log(3.0), rel=2 * _eps("float32"))
+    assert naive.loss[0] == pytest.approx(math.log(3.0), rel=2 * eps("float32"))
     assert np.isnan(naive.grad).all()
 
 

@@ -21,31 +21,34 @@ torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.torch
 F = torch.nn.functional
 
+from conftest import COMPUTE_DTYPE_NAMES, eps  # noqa: E402
+
 from softmax_cli import check, kernels  # noqa: E402
 from softmax_cli.classify import reference_findings  # noqa: E402
 from softmax_cli.dtypes import COMPUTE_DTYPES, ComputeDtype  # noqa: E402
 from softmax_cli.report import Findings, Flag  # noqa: E402
 
-DTYPES = ("float64", "float32", "float16", "bfloat16")
 TORCH_DTYPES = {
     "float64": torch.float64,
     "float32": torch.float32,
     "float16": torch.float16,
     "bfloat16": torch.bfloat16,
 }
+
+
+def _finfo(name: str):
+    return ml_dtypes.finfo(COMPUTE_DTYPES[name].storage)
+
+
 # log of the largest finite value: where exp starts to overflow in each dtype.
-LOG_MAX = {name: float(np.log(float(ml_dtypes.finfo(COMPUTE_DTYPES[name].storage).max)))
-           for name in DTYPES}  # fmt: skip
+LOG_MAX = {name: float(np.log(float(_finfo(name).max))) for name in COMPUTE_DTYPE_NAMES}
 # Where exp(x) falls below the smallest subnormal: the bottom of the underflow range.
-LOG_TINY = {name: float(np.log(float(ml_dtypes.finfo(COMPUTE_DTYPES[name].storage)
-                                     .smallest_subnormal))) for name in DTYPES}  # fmt: skip
+LOG_TINY = {
+    name: float(np.log(float(_finfo(name).smallest_subnormal))) for name in COMPUTE_DTYPE_NAMES
+}
 
 ROWS_PER_SCENARIO = 1500
 CLASSES = 7
-
-
-def eps(name: str) -> float:
-    return float(ml_dtypes.finfo(COMPUTE_DTYPES[name].storage).eps)
 
 
 # --- inputs -------------------------------------------------------------------------------
@@ -174,22 +177,22 @@ def _make_case(name: str, x64: np.ndarray, targets: np.ndarray) -> Case:
     )
 
 
-@pytest.fixture(scope="module", params=DTYPES)
+@pytest.fixture(scope="module", params=COMPUTE_DTYPE_NAMES)
 def case(request) -> Case:
     """Random rows at many scales, with masks, fully masked rows, NaN, +inf, targets on
     masked classes and rows without a target, in one dtype."""
     name = request.param
-    rng = np.random.default_rng([7, DTYPES.index(name)])
+    rng = np.random.default_rng([7, COMPUTE_DTYPE_NAMES.index(name)])
     x = _with_specials(rng, _random_rows(rng, name, 3 * ROWS_PER_SCENARIO, CLASSES))
     x[: ROWS_PER_SCENARIO // 2] = _random_rows(rng, name, ROWS_PER_SCENARIO // 2, CLASSES)
     return _make_case(name, x, _targets(rng, x))
 
 
-@pytest.fixture(scope="module", params=DTYPES)
+@pytest.fixture(scope="module", params=COMPUTE_DTYPE_NAMES)
 def one_class_case(request) -> Case:
     """Rows of a single class: p = e / e, which is 1 unless e is 0 or inf."""
     name = request.param
-    rng = np.random.default_rng([8, DTYPES.index(name)])
+    rng = np.random.default_rng([8, COMPUTE_DTYPE_NAMES.index(name)])
     x = _with_specials(rng, _random_rows(rng, name, 600, 1))
     return _make_case(name, x, _targets(rng, x))
 
@@ -403,7 +406,7 @@ SPECIAL_ROWS = np.array(
 )
 
 
-@pytest.mark.parametrize("name", DTYPES)
+@pytest.mark.parametrize("name", COMPUTE_DTYPE_NAMES)
 def test_logsumexp_of_masked_infinite_and_nan_rows_matches_torch(name):
     c = _make_case(name, SPECIAL_ROWS, np.full(len(SPECIAL_ROWS), -1))
     ours = kernels.logsumexp(c.stable.max, c.stable.sum, c.dtype)
@@ -416,12 +419,12 @@ def test_logsumexp_of_masked_infinite_and_nan_rows_matches_torch(name):
 MANY_CLASSES = 4099
 
 
-@pytest.fixture(scope="module", params=DTYPES)
+@pytest.fixture(scope="module", params=COMPUTE_DTYPE_NAMES)
 def many_class_case(request) -> Case:
     """Rows of 4099 classes (a sum that float16 cannot hold exactly even when every e is 1):
     random rows at several scales, uniform rows, rows near the overflow threshold."""
     name = request.param
-    rng = np.random.default_rng([11, DTYPES.index(name)])
+    rng = np.random.default_rng([11, COMPUTE_DTYPE_NAMES.index(name)])
     x = _random_rows(rng, name, 45, MANY_CLASSES)
     x[:5] = 0.0
     x[5:10] = rng.standard_normal((5, MANY_CLASSES)) * 0.01
@@ -498,7 +501,7 @@ def test_naive_gradient_is_nan_for_uniform_rows_whose_sum_is_subnormal(name, lev
     assert _ours(c, "naive", Flag.NAN_GRAD)[0] and not _ours(c, "naive", Flag.NAN_PROB)[0]
 
 
-@pytest.mark.parametrize("name", DTYPES)
+@pytest.mark.parametrize("name", COMPUTE_DTYPE_NAMES)
 def test_rows_just_below_and_above_the_exp_overflow_threshold_match_torch(name):
     dtype = COMPUTE_DTYPES[name]
     threshold = np.array([dtype.exp_overflow_threshold], dtype=dtype.storage)
@@ -512,7 +515,7 @@ def test_rows_just_below_and_above_the_exp_overflow_threshold_match_torch(name):
     np.testing.assert_array_equal(_ours(c, "naive", Flag.OVERFLOW), expected)
 
 
-@pytest.mark.parametrize("name", DTYPES)
+@pytest.mark.parametrize("name", COMPUTE_DTYPE_NAMES)
 def test_sum_overflow_without_any_exp_overflow_matches_torch(name):
     # Two entries whose exp is each about 0.7 of the maximum: every e is finite, s is not.
     level = LOG_MAX[name] + np.log(0.7)
@@ -555,10 +558,10 @@ def _report_facts(report) -> dict:
     return facts
 
 
-@pytest.mark.parametrize("name", DTYPES)
+@pytest.mark.parametrize("name", COMPUTE_DTYPE_NAMES)
 @pytest.mark.parametrize("class_axis", [0, 1, -1])
 def test_check_on_nd_logits_matches_torch_sample_by_sample(name, class_axis):
-    rng = np.random.default_rng([9, DTYPES.index(name), class_axis % 3])
+    rng = np.random.default_rng([9, COMPUTE_DTYPE_NAMES.index(name), class_axis % 3])
     classes, sample_shape = 5, (6, 40)
     rows = _with_specials(rng, _random_rows(rng, name, int(np.prod(sample_shape)), classes))
     targets = _targets(rng, rows)
@@ -585,7 +588,7 @@ def test_check_on_nd_logits_matches_torch_sample_by_sample(name, class_axis):
 def test_check_with_class_axis_1_matches_cross_entropy_on_the_nd_tensor(name):
     # F.cross_entropy takes (N, C, d1) logits and (N, d1) targets natively: no reshaping on
     # the torch side, so this also pins our C-order flattening of the sample axes.
-    rng = np.random.default_rng([10, DTYPES.index(name)])
+    rng = np.random.default_rng([10, COMPUTE_DTYPE_NAMES.index(name)])
     logits = (rng.standard_normal((4, 6, 9)) * 2).astype(COMPUTE_DTYPES[name].storage)
     targets = rng.integers(0, 6, size=(4, 9))
     targets[0, 3] = targets[2, 8] = -100

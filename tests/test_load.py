@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -25,7 +27,7 @@ def test_npy_reads_any_numeric_dtype_memory_mapped(tmp_path, dtype):
     assert loaded.targets is None and not loaded.from_text
 
 
-def test_npy_targets_file(tmp_path):
+def test_npy_targets_file_is_read_and_named_as_the_targets(tmp_path):
     np.save(tmp_path / "x.npy", LOGITS)
     np.save(tmp_path / "t.npy", TARGETS)
     loaded = load_inputs(str(tmp_path / "x.npy"), str(tmp_path / "t.npy"), NO_KEYS)
@@ -39,6 +41,53 @@ def test_npz_with_logits_and_targets_carries_both(tmp_path):
     np.testing.assert_array_equal(loaded.logits, LOGITS)
     np.testing.assert_array_equal(loaded.targets, TARGETS)
     assert loaded.targets_name == str(tmp_path / "d.npz")
+
+
+def test_a_stored_npz_member_is_memory_mapped_with_identical_values(tmp_path):
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((7, 5)).astype(np.float32)
+    targets = rng.integers(0, 5, size=7)
+    path = tmp_path / "stored.npz"
+    np.savez(path, logits=logits, targets=targets)
+    loaded = load_inputs(str(path), None, ArrayKeys())
+    assert isinstance(loaded.logits, np.memmap)
+    assert loaded.logits.dtype == logits.dtype
+    np.testing.assert_array_equal(loaded.logits, logits)
+    assert isinstance(loaded.targets, np.memmap)
+    np.testing.assert_array_equal(loaded.targets, targets)
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.asfortranarray(np.arange(12, dtype=np.float64).reshape(3, 4)),
+        np.arange(12, dtype=">f4").reshape(4, 3),
+        np.arange(24, dtype=np.float16).reshape(2, 3, 4),
+        np.zeros((0, 3), dtype=np.float32),
+    ],
+    ids=["fortran", "big-endian", "3d-float16", "empty"],
+)
+@pytest.mark.parametrize("save", [np.savez, np.savez_compressed], ids=["stored", "compressed"])
+def test_npz_members_come_back_with_identical_values(array, save, tmp_path):
+    path = tmp_path / "dump.npz"
+    save(path, logits=array)
+    loaded = load_inputs(str(path), None, ArrayKeys()).logits
+    assert loaded.dtype == array.dtype
+    assert loaded.shape == array.shape
+    np.testing.assert_array_equal(loaded, array)
+
+
+def test_a_stored_member_in_a_large_archive_is_mapped_not_read(tmp_path):
+    path = tmp_path / "big.npz"
+    np.savez(path, logits=np.ones((2048, 1024), dtype=np.float32))  # 8 MiB
+    tracemalloc.start()
+    try:
+        logits = load_inputs(str(path), None, ArrayKeys()).logits
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
+    assert float(logits[-1, -1]) == 1.0
 
 
 def test_npz_lone_array_is_the_logits(tmp_path):
@@ -75,7 +124,7 @@ def test_explicit_targets_file_wins_over_carried_targets(tmp_path):
     np.testing.assert_array_equal(loaded.targets, [1, 1, 1])
 
 
-def test_csv_with_header_and_target_column(tmp_path):
+def test_csv_target_column_is_taken_out_of_the_logits_wherever_it_stands(tmp_path):
     (tmp_path / "d.csv").write_text("a,b,target,c\n2,1,0,0.1\n1000,0,2,-1000\n0.5,inf,1,-inf\n")
     loaded = load_inputs(str(tmp_path / "d.csv"), None, NO_KEYS)
     np.testing.assert_array_equal(loaded.logits, LOGITS)
@@ -97,7 +146,7 @@ def test_csv_nan_is_read_as_nan(tmp_path):
 
 
 @pytest.mark.parametrize("text", ["0\n2\n1\n", "target\n0\n2\n1\n", "0\n\n2\n1"])
-def test_text_targets_one_per_line(tmp_path, text):
+def test_text_targets_are_read_one_per_line(tmp_path, text):
     np.save(tmp_path / "x.npy", LOGITS)
     (tmp_path / "t.csv").write_text(text)
     loaded = load_inputs(str(tmp_path / "x.npy"), str(tmp_path / "t.csv"), NO_KEYS)

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import stat
+import threading
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -133,6 +134,16 @@ def test_an_existing_report_is_replaced_whole_and_keeps_its_mode(seed: Path) -> 
 
 
 def test_a_report_can_go_to_a_device(seed: Path) -> None:
-    result = invoke("--report", "github=/dev/null", "--format", "json")
+    """A FIFO stands for the device (writing /dev/null from a test would touch a real one):
+    the report goes through it and the main output still reaches standard output."""
+    fifo = seed / "out" / "github.fifo"
+    os.mkfifo(fifo)
+    received: list[str] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()), daemon=True)
+    reader.start()
+    result = invoke("--report", f"github={fifo}", "--format", "json")
+    reader.join(timeout=30)
     assert result.exit_code == 0
     assert json.loads(result.stdout)["passed"] is True
+    assert received and received[0].endswith("\n")
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)

@@ -1,6 +1,6 @@
 """Writes the bad input files of this folder: ``python tests/data/bad/make_bad_files.py``.
 
-Each file is one way an input can be wrong; tests/test_bad_input.py pins what softmax-check
+Each file is one way an input can be wrong; tests/test_load_*_errors.py pin what softmax-check
 says about it. The files are committed, so this script only documents how they were made
 (and remakes them if a case is added). Files that must be hostile or depend on the machine
 (unreadable, hundreds of megabytes, pickles that would run code) are made by test fixtures.
