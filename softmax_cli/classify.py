@@ -6,6 +6,7 @@ block small enough to stay in the L2 cache, which the kernels work on.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from softmax_cli import fastpath, kernels, sources
-from softmax_cli.dtypes import ComputeDtype, resolve_compute_dtype
+from softmax_cli.dtypes import COMPUTE_DTYPES, ComputeDtype, resolve_compute_dtype
 from softmax_cli.load import ArrayKeys, Loaded
 from softmax_cli.options import DEFAULT_FAIL_ON, CheckOptions
 from softmax_cli.report import (
@@ -29,6 +30,7 @@ from softmax_cli.report import (
     Measures,
     Report,
 )
+from softmax_cli.sweep import SWEEP_DTYPES
 from softmax_cli.validate import check_logits, check_targets
 
 # Rows per piece are chosen so a piece of the work dtype stays near this many bytes: small
@@ -52,6 +54,7 @@ def check(
     fail_on: str | Iterable[str] = DEFAULT_FAIL_ON,
     masked: str = "flag",
     min_headroom: float | None = None,
+    sweep: bool = False,
     logits_name: str = "<logits>",
     targets_name: str | None = None,
     on_progress: Progress | None = None,
@@ -62,11 +65,19 @@ def check(
     one class index per sample (or ``ignore_index`` for none). ``dtype`` is the precision
     to compute in; ``auto`` keeps a float input's own. ``masked="ignore"`` counts fully
     masked rows as padding, in no failing category; ``min_headroom`` (nats) adds the category
-    ``headroom`` to ``fail_on``. The options are validated before any work (an OptionError
-    names the parameter); arrays that cannot be checked raise InputError.
+    ``headroom`` to ``fail_on``. ``sweep`` also runs the whole check in float64, float32,
+    bfloat16 and float16 (``Report.sweep``); the report itself stays the ``dtype`` one.
+    The options are validated before any work (an OptionError names the parameter); arrays
+    that cannot be checked raise InputError.
     """
     options = CheckOptions.of(
-        dtype, class_axis, ignore_index, fail_on, masked=masked, min_headroom=min_headroom
+        dtype,
+        class_axis,
+        ignore_index,
+        fail_on,
+        masked=masked,
+        min_headroom=min_headroom,
+        sweep=sweep,
     )
     loaded = Loaded(
         logits=np.asarray(logits),
@@ -92,18 +103,26 @@ def check_loaded(
     classes, compute dtype and kind of targets) before any work, then their blocks share
     one pool. ``scheduler`` is a Dask scheduler's address to run the blocks on instead;
     its workers read the files again with ``keys``, as they were read here.
+
+    With ``options.sweep`` the check also runs in every compute dtype, each block read once
+    for all of them (on a cluster, once per dtype); the report is the compute dtype's, with
+    the four in ``sweep``.
     """
     files = [loaded] if isinstance(loaded, Loaded) else list(loaded)
     parts = _prepare(files, options)
     compute_dtype = parts[0].compute_dtype
+    dtypes = [compute_dtype]
+    if options.sweep:
+        dtypes += [COMPUTE_DTYPES[name] for name in SWEEP_DTYPES if name != compute_dtype.name]
     if scheduler is None:
-        findings, measures = _classify(parts, options.ignore_index, compute_dtype, on_progress)
+        results = _classify(parts, options.ignore_index, dtypes, on_progress)
     else:
         from softmax_cli import cluster
 
-        findings, measures = cluster.classify(
-            scheduler, parts, options, compute_dtype, on_progress, keys or ArrayKeys()
-        )
+        results = [
+            cluster.classify(scheduler, parts, options, dtype, on_progress, keys or ArrayKeys())
+            for dtype in dtypes
+        ]
     targets = None
     if parts[0].targets is not None:
         targets = (
@@ -112,16 +131,24 @@ def check_loaded(
     # A corrupt archive member is an input error, not a report: wait for its CRC check.
     for part in parts:
         part.loaded.verify()
-    return Report(
-        input=_input_info(parts, options.class_axis),
-        compute_dtype=compute_dtype.name,
-        fail_on=options.fail_on,
-        findings=findings,
-        measures=measures,
-        targets=targets,
-        masked=options.masked,
-        min_headroom=options.min_headroom,
-    )
+    info = _input_info(parts, options.class_axis)
+    reports = {
+        dtype.name: Report(
+            input=info,
+            compute_dtype=dtype.name,
+            fail_on=options.fail_on,
+            findings=findings,
+            measures=measures,
+            targets=targets,
+            masked=options.masked,
+            min_headroom=options.min_headroom,
+        )
+        for dtype, (findings, measures) in zip(dtypes, results, strict=True)
+    }
+    report = reports[compute_dtype.name]
+    if not options.sweep:
+        return report
+    return dataclasses.replace(report, sweep=tuple(reports[name] for name in SWEEP_DTYPES))
 
 
 @dataclass(frozen=True, eq=False)
@@ -210,18 +237,20 @@ class _SampleRows:
 def _classify(
     parts: list[Part],
     ignore_index: int,
-    dtype: ComputeDtype,
+    dtypes: Sequence[ComputeDtype],
     on_progress: Progress | None,
-) -> tuple[Findings, Measures]:
+) -> list[tuple[Findings, Measures]]:
     """The one block loop: the blocks of every file on one thread pool, each classified by
-    classify_block.
+    classify_block in each of ``dtypes`` while it is in memory (the file is read once
+    however many dtypes are asked for).
 
     NumPy releases the GIL inside its loops, so the blocks run in parallel; each writes its
     own rows of the columns, so the result does not depend on the number of workers.
     """
     n = sum(p.rows.count for p in parts)
-    findings, measures = Findings.blank(n), Measures.empty(n)
-    piece = _piece_rows(parts[0].rows.classes, dtype)
+    results = [(Findings.blank(n), Measures.empty(n)) for _ in dtypes]
+    classes = parts[0].rows.classes
+    pieces = [_piece_rows(classes, dtype) for dtype in dtypes]
     # -1 marks "no target" for the block classifiers.
     row_targets = [
         None if p.targets is None else np.where(p.targets == ignore_index, -1, p.targets)
@@ -231,18 +260,17 @@ def _classify(
     def classify_rows(task: tuple[int, int, int]) -> int:
         which, start, stop = task
         part, targets = parts[which], row_targets[which]
-        block_findings, block_measures = classify_block(
-            part.rows.block(start, stop),
-            None if targets is None else targets[start:stop],
-            dtype,
-            piece,
-        )
+        x = part.rows.block(start, stop)
         at = slice(part.first_index + start, part.first_index + stop)
-        findings.put(at, block_findings)
-        measures.put(at, block_measures)
+        for dtype, piece, (findings, measures) in zip(dtypes, pieces, results, strict=True):
+            block_findings, block_measures = classify_block(
+                x, None if targets is None else targets[start:stop], dtype, piece
+            )
+            findings.put(at, block_findings)
+            measures.put(at, block_measures)
         return stop - start
 
-    tasks = blocks(parts, piece)
+    tasks = blocks(parts, pieces[0])
     workers = min(WORKERS, len(tasks))
     pool = ThreadPoolExecutor(workers) if workers > 1 else None
     try:
@@ -255,7 +283,7 @@ def _classify(
         if pool is not None:
             # On an error or Ctrl-C, do not run the blocks still queued.
             pool.shutdown(wait=True, cancel_futures=True)
-    return findings, measures
+    return results
 
 
 def blocks(parts: list[Part], piece_rows: int) -> list[tuple[int, int, int]]:
