@@ -67,6 +67,21 @@ class SweepRow:
         )
 
     @property
+    def input_text(self) -> str:
+        """``1 nonfinite, 3 out_of_range``: the input flags raised, by name; ``-`` if none."""
+        counts = (
+            ("nonfinite", self.nonfinite),
+            ("fully_masked", self.fully_masked),
+            ("out_of_range", self.out_of_range),
+        )
+        return ", ".join(f"{n} {name}" for name, n in counts if n) or "-"
+
+    @property
+    def headroom_text(self) -> str:
+        """The minimum headroom in nats, ``-`` when no sample has a finite log-sum-exp."""
+        return "-" if self.min_headroom is None else f"{self.min_headroom:.6g}"
+
+    @property
     def breaks(self) -> bool:
         """Does either implementation break on a sample whose input is not to blame."""
         return bool(self.naive_on_clean or self.stable_on_clean)
