@@ -175,6 +175,14 @@ def test_verdict_does_not_blame_a_dtype_for_nan_input(rng):
     )
 
 
+def test_verdict_says_nothing_of_padding_that_breaks_nothing(rng):
+    x = _rows(10, 1.0, rng)
+    x[3] = -np.inf
+    assert verdict(rows(check(x, masked="ignore", sweep=True))) == (
+        "safe in every dtype down to float16: neither path breaks on any sample"
+    )
+
+
 def test_verdict_counts_values_beyond_float16s_range(rng):
     """70000 is finite in the file but +inf in float16: the naive path breaks on it in every
     dtype, the stable one only in float16, and the verdict counts that (it is the dtype's
