@@ -293,3 +293,37 @@ def test_cli_sweep_exit_status_follows_the_dtype_run(tmp_path, mixed):
     in_float16 = runner.invoke(app, [*args, "--sweep", "--fail-on", "naive", "--dtype", "fp16"])
     assert in_float16.exit_code == 1
     assert "safe down to bfloat16" in " ".join(in_float16.stdout.split())
+
+
+# --- the README's thresholds table ---------------------------------------------------------
+
+
+def test_readme_thresholds_table_is_what_the_dtypes_say():
+    """Each row of the README's table, to the digits it shows, is the dtype's own figure
+    (the overflow threshold is found by bisection with this machine's np.exp)."""
+    import math
+    from pathlib import Path
+
+    from softmax_cli.dtypes import COMPUTE_DTYPES
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("### Thresholds per dtype") :]
+    table = [line for line in section.splitlines() if line.startswith(("| float", "| bfloat"))]
+    assert [line.split("|")[1].strip() for line in table[:4]] == ORDER
+    for line in table[:4]:
+        name, threshold, log_max, top, normal, subnormal, window = (
+            cell.strip() for cell in line.strip("|").split("|")
+        )
+        dtype = COMPUTE_DTYPES[name]
+        finfo = dtype.finfo
+
+        def same(shown: str, value: float) -> bool:
+            digits = len(shown.split("e")[0].replace(".", "").lstrip("0"))
+            return math.isclose(float(shown), value, rel_tol=10.0 ** (1 - digits))
+
+        assert same(threshold, dtype.exp_overflow_threshold), name
+        assert same(log_max, dtype.log_max), name
+        assert same(top, float(finfo.max)), name
+        assert same(normal, float(finfo.smallest_normal)), name
+        assert same(subnormal, float(finfo.smallest_subnormal)), name
+        assert same(window.removeprefix("±"), dtype.log_max), name
