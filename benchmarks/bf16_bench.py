@@ -11,8 +11,9 @@ fraction of the float32 one (the target is at least 0.8x).
 
 ``--rounding`` shows where the emulated dtypes' time goes: the cost per element of
 ``ComputeDtype.round`` on one L2-sized piece, for bfloat16 and float16 and, beside them,
-float32 ``np.exp`` (the work every dtype shares) and a round-to-nearest-even on the
-integer bits (a candidate replacement for the ml_dtypes casts, checked bit for bit).
+float32 ``np.exp`` (the work every dtype shares), a round-to-nearest-even on the integer
+bits, the widening of the file's bfloat16 to float32 (``to_work``) and the same on the
+bits (a 16-bit shift): candidate replacements for the ml_dtypes casts, checked bit for bit.
 """
 
 from __future__ import annotations
@@ -104,7 +105,18 @@ def rounding() -> None:
 
     copy = per_element(lambda: np.copyto(work, piece), size)
     print(f"  round to bfloat16 (bits)  {per_element(run_bits, size) - copy:6.2f} ns")
-    expected = piece.astype(COMPUTE_DTYPES["bfloat16"].storage).astype(np.float32)
+    stored = piece.astype(COMPUTE_DTYPES["bfloat16"].storage)
+    widen = per_element(lambda: COMPUTE_DTYPES["bfloat16"].to_work(stored, out=work), size)
+    print(f"  widen bfloat16 (to_work)  {widen:6.2f} ns")
+
+    def widen_bits() -> None:
+        np.left_shift(stored.view(np.uint16), 16, out=work.view(np.uint32), dtype=np.uint32)
+
+    print(f"  widen bfloat16 (bits)     {per_element(widen_bits, size):6.2f} ns")
+    widen_bits()
+    same = np.array_equal(work, stored.astype(np.float32), equal_nan=True)
+    print(f"  widening on the bits equals the cast: {same}")
+    expected = stored.astype(np.float32)
     np.copyto(work, piece)
     same = np.array_equal(rne_bfloat16(work, bits).view(np.uint32), expected.view(np.uint32))
     print(f"  bit trick equals the ml_dtypes cast on this piece: {same}")
