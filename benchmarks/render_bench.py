@@ -64,7 +64,10 @@ def main() -> None:
         )
         del text
     if "json" in seconds:
-        print("ratio to json: " + ", ".join(f"{k} {v / seconds['json']:.2f}x" for k, v in seconds.items()))
+        print(
+            "ratio to json: "
+            + ", ".join(f"{k} {v / seconds['json']:.2f}x" for k, v in seconds.items())
+        )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ block small enough to stay in the L2 cache, which the kernels work on.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from softmax_cli import arrays, fastpath, impl, kernels, sources
-from softmax_cli.dtypes import ComputeDtype, resolve_compute_dtype
+from softmax_cli.dtypes import COMPUTE_DTYPES, ComputeDtype, resolve_compute_dtype
 from softmax_cli.errors import OptionError
 from softmax_cli.load import ArrayKeys, Loaded
 from softmax_cli.options import DEFAULT_FAIL_ON, CheckOptions
@@ -32,6 +33,7 @@ from softmax_cli.report import (
     Measures,
     Report,
 )
+from softmax_cli.sweep import SWEEP_DTYPES
 from softmax_cli.validate import check_logits, check_targets
 
 # Rows per piece are chosen so a piece of the work dtype stays near this many bytes: small
@@ -57,6 +59,7 @@ def check(
     fail_on: str | Iterable[str] = DEFAULT_FAIL_ON,
     masked: str = "flag",
     min_headroom: float | None = None,
+    sweep: bool = False,
     logits_name: str = "<logits>",
     targets_name: str | None = None,
     on_progress: Progress | None = None,
@@ -69,10 +72,12 @@ def check(
     one class index per sample (or ``ignore_index`` for none). ``dtype`` is the precision
     to compute in; ``auto`` keeps a float input's own. ``masked="ignore"`` counts fully
     masked rows as padding, in no failing category; ``min_headroom`` (nats) adds the category
-    ``headroom`` to ``fail_on``. ``implementations`` adds your own (functions, or
-    ``"[NAME=]path/to/file.py:function"`` strings; see :mod:`softmax_cli.impl`), their loss
-    held to ``impl_rtol`` (default per dtype). The options are validated before any work (an
-    OptionError names the parameter); arrays that cannot be checked raise InputError.
+    ``headroom`` to ``fail_on``. ``sweep`` also runs the whole check in float64, float32,
+    bfloat16 and float16 (``Report.sweep``); the report itself stays the ``dtype`` one.
+    ``implementations`` adds your own (functions, or ``"[NAME=]path/to/file.py:function"``
+    strings; see :mod:`softmax_cli.impl`), their loss held to ``impl_rtol`` (default per
+    dtype). The options are validated before any work (an OptionError names the parameter);
+    arrays that cannot be checked raise InputError.
 
     ``logits`` and ``targets`` may be NumPy arrays, ``torch.Tensor`` (any device, any float
     dtype), anything with ``__dlpack__`` or ``__array__``, or nested lists; a CPU tensor is
@@ -80,7 +85,13 @@ def check(
     targets ``ignore_index`` (see :mod:`softmax_cli.arrays`).
     """
     options = CheckOptions.of(
-        dtype, class_axis, ignore_index, fail_on, masked=masked, min_headroom=min_headroom
+        dtype,
+        class_axis,
+        ignore_index,
+        fail_on,
+        masked=masked,
+        min_headroom=min_headroom,
+        sweep=sweep,
     )
     own = impl.resolve(implementations)
     impl_rtol = impl.check_rtol(impl_rtol)
@@ -114,7 +125,12 @@ def check_loaded(
     classes, compute dtype and kind of targets) before any work, then their blocks share
     one pool. ``scheduler`` is a Dask scheduler's address to run the blocks on instead;
     its workers read the files again with ``keys``, as they were read here. Your own
-    ``implementations`` (see :func:`check`) run locally, after the built-in ones.
+    ``implementations`` (see :func:`check`) run locally, after the built-in ones, in the
+    compute dtype.
+
+    With ``options.sweep`` the check also runs in every compute dtype, each block read once
+    for all of them (on a cluster, once per dtype); the report is the compute dtype's, with
+    the four in ``sweep``.
     """
     own = impl.resolve(implementations)
     impl_rtol = impl.check_rtol(impl_rtol)
@@ -126,16 +142,18 @@ def check_loaded(
     files = [loaded] if isinstance(loaded, Loaded) else list(loaded)
     parts = _prepare(files, options)
     compute_dtype = parts[0].compute_dtype
+    dtypes = [compute_dtype]
+    if options.sweep:
+        dtypes += [COMPUTE_DTYPES[name] for name in SWEEP_DTYPES if name != compute_dtype.name]
     if scheduler is None:
-        findings, measures = _classify(
-            parts, options.ignore_index, compute_dtype, on_progress, own, impl_rtol
-        )
+        results = _classify(parts, options.ignore_index, dtypes, on_progress, own, impl_rtol)
     else:
         from softmax_cli import cluster
 
-        findings, measures = cluster.classify(
-            scheduler, parts, options, compute_dtype, on_progress, keys or ArrayKeys()
-        )
+        results = [
+            cluster.classify(scheduler, parts, options, dtype, on_progress, keys or ArrayKeys())
+            for dtype in dtypes
+        ]
     targets = None
     if parts[0].targets is not None:
         targets = (
@@ -144,17 +162,26 @@ def check_loaded(
     # A corrupt archive member is an input error, not a report: wait for its CRC check.
     for part in parts:
         part.loaded.verify()
-    return Report(
-        input=_input_info(parts, options.class_axis),
-        compute_dtype=compute_dtype.name,
-        fail_on=options.fail_on,
-        findings=findings,
-        measures=measures,
-        targets=targets,
-        masked=options.masked,
-        min_headroom=options.min_headroom,
-        implementations=(*BUILTIN, *(o.implementation for o in own)),
-    )
+    info = _input_info(parts, options.class_axis)
+    mine = (*BUILTIN, *(o.implementation for o in own))
+    reports = {
+        dtype.name: Report(
+            input=info,
+            compute_dtype=dtype.name,
+            fail_on=options.fail_on,
+            findings=findings,
+            measures=measures,
+            targets=targets,
+            masked=options.masked,
+            min_headroom=options.min_headroom,
+            implementations=mine if dtype is compute_dtype else BUILTIN,
+        )
+        for dtype, (findings, measures) in zip(dtypes, results, strict=True)
+    }
+    report = reports[compute_dtype.name]
+    if not options.sweep:
+        return report
+    return dataclasses.replace(report, sweep=tuple(reports[name] for name in SWEEP_DTYPES))
 
 
 @dataclass(frozen=True, eq=False)
@@ -245,13 +272,14 @@ class _SampleRows:
 def _classify(
     parts: list[Part],
     ignore_index: int,
-    dtype: ComputeDtype,
+    dtypes: Sequence[ComputeDtype],
     on_progress: Progress | None,
     own: tuple[impl.OwnImplementation, ...] = (),
     impl_rtol: float | None = None,
-) -> tuple[Findings, Measures]:
+) -> list[tuple[Findings, Measures]]:
     """The one block loop: the blocks of every file on one thread pool, each classified by
-    classify_block.
+    classify_block in each of ``dtypes`` while it is in memory (the file is read once
+    however many dtypes are asked for).
 
     NumPy releases the GIL inside its loops, so the blocks run in parallel; each writes its
     own rows of the columns, so the result does not depend on the number of workers. Your
@@ -260,8 +288,10 @@ def _classify(
     """
     n = sum(p.rows.count for p in parts)
     implementations = (*BUILTIN, *(o.implementation for o in own))
-    findings, measures = Findings.blank(n, implementations), Measures.empty(n)
-    piece = _piece_rows(parts[0].rows.classes, dtype)
+    results = [(Findings.blank(n, implementations), Measures.empty(n))]
+    results += [(Findings.blank(n), Measures.empty(n)) for _ in dtypes[1:]]
+    classes = parts[0].rows.classes
+    pieces = [_piece_rows(classes, dtype) for dtype in dtypes]
     # -1 marks "no target" for the block classifiers.
     row_targets = [
         None if p.targets is None else np.where(p.targets == ignore_index, -1, p.targets)
@@ -271,18 +301,17 @@ def _classify(
     def classify_rows(task: tuple[int, int, int]) -> int:
         which, start, stop = task
         part, targets = parts[which], row_targets[which]
-        block_findings, block_measures = classify_block(
-            part.rows.block(start, stop),
-            None if targets is None else targets[start:stop],
-            dtype,
-            piece,
-        )
+        x = part.rows.block(start, stop)
         at = slice(part.first_index + start, part.first_index + stop)
-        findings.put(at, block_findings)
-        measures.put(at, block_measures)
+        for dtype, piece, (findings, measures) in zip(dtypes, pieces, results, strict=True):
+            block_findings, block_measures = classify_block(
+                x, None if targets is None else targets[start:stop], dtype, piece
+            )
+            findings.put(at, block_findings)
+            measures.put(at, block_measures)
         return stop - start
 
-    tasks = blocks(parts, piece)
+    tasks = blocks(parts, pieces[0])
     workers = min(WORKERS, len(tasks))
     pool = ThreadPoolExecutor(workers) if workers > 1 else None
     total = n * (1 + len(own))
@@ -297,6 +326,7 @@ def _classify(
             # On an error or Ctrl-C, do not run the blocks still queued.
             pool.shutdown(wait=True, cancel_futures=True)
     if own:
+        dtype, (findings, _) = dtypes[0], results[0]
         rtol = impl.rtol_for(dtype, impl_rtol)
         for which, start, stop in tasks:
             part, targets = parts[which], row_targets[which]
@@ -309,7 +339,7 @@ def _classify(
                 done += stop - start
                 if on_progress is not None:
                     on_progress(done, total)
-    return findings, measures
+    return results
 
 
 def blocks(parts: list[Part], piece_rows: int) -> list[tuple[int, int, int]]:

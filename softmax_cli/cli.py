@@ -183,6 +183,15 @@ def run(
             show_default=False,
         ),
     ] = None,
+    sweep: Annotated[
+        bool,
+        typer.Option(
+            "--sweep",
+            help="Also run the whole check in float64, float32, bfloat16 and float16 and "
+            "show each: would this dump survive a narrower dtype? Exit status and samples "
+            "stay those of --dtype.",
+        ),
+    ] = False,
     show_all: Annotated[
         bool, typer.Option("--all", help="List every sample, not only flagged ones.")
     ] = False,
@@ -267,7 +276,13 @@ def run(
     """The one command: see the help text above."""
     try:
         options = CheckOptions.of(
-            dtype, class_axis, ignore_index, fail_on, masked=masked, min_headroom=min_headroom
+            dtype,
+            class_axis,
+            ignore_index,
+            fail_on,
+            masked=masked,
+            min_headroom=min_headroom,
+            sweep=sweep,
         )
         files = sources.logits_files(logits)
         targets_files = sources.pair_targets(files, targets or [])

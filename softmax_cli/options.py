@@ -95,6 +95,7 @@ class CheckOptions:
     fail_on: tuple[Category, ...] = DEFAULT_FAIL_ON
     masked: MaskedMode = MaskedMode.flag
     min_headroom: float = 0.0
+    sweep: bool = False  # also run the whole check in every compute dtype
 
     @classmethod
     def of(
@@ -105,8 +106,10 @@ class CheckOptions:
         fail_on: str | Iterable[str] = DEFAULT_FAIL_ON,
         masked: str = "flag",
         min_headroom: float | None = None,
+        sweep: bool = False,
     ) -> CheckOptions:
-        """Validated options. Giving ``min_headroom`` adds ``headroom`` to ``fail_on``."""
+        """Validated options. Giving ``min_headroom`` adds ``headroom`` to ``fail_on``;
+        ``sweep`` also runs the check in float64, float32, bfloat16 and float16."""
         try:
             name = str(dtype).lower()
             dtype_name = DtypeName(DTYPE_ALIASES.get(name, name))
@@ -139,7 +142,9 @@ class CheckOptions:
                 raise OptionError("min_headroom", f"{{option}} must be finite, not {min_headroom}")
             threshold = float(min_headroom)
             categories = parse_fail_on([*categories, Category.headroom])
-        return cls(dtype_name, class_axis, ignore_index, categories, masked_mode, threshold)
+        return cls(
+            dtype_name, class_axis, ignore_index, categories, masked_mode, threshold, bool(sweep)
+        )
 
 
 @dataclass(frozen=True)

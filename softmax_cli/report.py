@@ -475,6 +475,8 @@ class Report:
     min_headroom: float = 0.0  # the category headroom holds samples below this
     # Seconds the check took, when the caller measured it (the CLI); renderers stay pure.
     elapsed: float | None = None
+    # With sweep: the same check in every compute dtype, widest first (softmax_cli.sweep).
+    sweep: tuple[Report, ...] = ()
 
     def __len__(self) -> int:
         return len(self.findings)

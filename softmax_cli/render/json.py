@@ -81,7 +81,14 @@ def document(report: Report) -> dict[str, Any]:
             **({"impls": own} if own else {}),
             "headroom": vars(summary.headroom),
         },
+        **({"sweep": [_swept(r) for r in report.sweep]} if report.sweep else {}),
     }
+
+
+def _swept(report: Report) -> dict[str, Any]:
+    """One dtype of ``--sweep``: its summary is shaped like the top-level one."""
+    whole = document(report)
+    return {key: whole[key] for key in ("compute_dtype", "passed", "summary")}
 
 
 def _input(info: InputInfo) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from softmax_cli.render.words import (
     verdict_line,
 )
 from softmax_cli.report import InputInfo, Report
+from softmax_cli.sweep import rows, verdict
 
 
 def render(report: Report, view: View = DEFAULT_VIEW) -> str:
@@ -54,6 +55,7 @@ def chunks(report: Report, view: View = DEFAULT_VIEW) -> Iterator[str]:
         + f" **{s.flagged} flagged.** {_escape(meaning(report))}",
         _counts(report),
         _escape(headroom_line(report)),
+        *_sweep(report),
     ]
     yield "\n\n".join(blocks)
     shown, hidden = listed_rows(report, view.include_clean, view.max_rows)
@@ -79,6 +81,34 @@ def _counts(report: Report) -> str:
         # The count goes under the first implementation; the other cells stay empty.
         rows.append(f"| input: {flag} | {getattr(s.input, flag)} |" + " |" * (len(names) - 1))
     return "\n".join(rows)
+
+
+def _sweep(report: Report) -> list[str]:
+    """With ``--sweep``: the verdict and one table row per compute dtype, widest first."""
+    sweep = rows(report)
+    if not sweep:
+        return []
+    header = ["dtype", "naive breaks", "stable breaks", "input flags", "notes", "min headroom"]
+    lines = [_row(header), _rule(["---", "---:", "---:", "---", "---:", "---:"])]
+    for row in sweep:
+        name = row.compute_dtype
+        lines.append(
+            _row(
+                [
+                    f"**{name}**" if name == report.compute_dtype else name,
+                    str(row.naive_breaks),
+                    str(row.stable_breaks),
+                    row.input_text,
+                    str(row.notes),
+                    row.headroom_text,
+                ]
+            )
+        )
+    return [
+        f"### The check in every dtype (the rest is {report.compute_dtype}'s)",
+        _escape(verdict(sweep)),
+        "\n".join(lines),
+    ]
 
 
 def _samples(report: Report, shown: np.ndarray) -> Iterator[str]:

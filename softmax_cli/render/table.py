@@ -46,6 +46,7 @@ from softmax_cli.render.words import (
     verdict_word,
 )
 from softmax_cli.report import Implementation, PathFlags, Report, SampleResult
+from softmax_cli.sweep import rows, verdict
 
 BROKEN_STYLE = "bold red"
 NOTE_STYLE = "yellow"
@@ -91,6 +92,7 @@ def renderable(report: Report, view: View = DEFAULT_VIEW, width: int = DEFAULT_W
         Text(_input_line(report)),
         Text(headroom_line(report)),
         Text(),
+        *sweep_matrix(report),
     ]
     shown, hidden = listed_rows(report, view.include_clean, view.max_rows)
     if len(shown):
@@ -185,6 +187,45 @@ def _samples(report: Report, shown: np.ndarray, view: View, width: int) -> _List
 
 def _verdict(report: Report) -> Text:
     return Text(verdict_line(report), style=OK_STYLE if report.passed else BROKEN_STYLE)
+
+
+def sweep_matrix(report: Report) -> list[RenderableType]:
+    """With ``--sweep``: one row per compute dtype, widest first, and the verdict line."""
+    sweep = rows(report)
+    if not sweep:
+        return []
+    table = Table(
+        title=f"The check in every dtype (--sweep); the rest is {report.compute_dtype}'s",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    for name, justify in (
+        ("dtype", "left"),
+        ("naive breaks", "right"),
+        ("stable breaks", "right"),
+        ("input flags", "left"),
+        ("notes", "right"),
+        ("min headroom", "right"),
+    ):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for row in sweep:
+        table.add_row(
+            Text(
+                row.compute_dtype, style="bold" if row.compute_dtype == report.compute_dtype else ""
+            ),
+            _count_cell(row.naive_breaks, BROKEN_STYLE),
+            _count_cell(row.stable_breaks, BROKEN_STYLE),
+            Text(row.input_text, style=NOTE_STYLE if row.input_text != "-" else ""),
+            _count_cell(row.notes, NOTE_STYLE),
+            row.headroom_text,
+        )
+    broken = any(row.breaks for row in sweep)
+    line = Text(verdict(sweep), style=NOTE_STYLE if broken else OK_STYLE)
+    return [table, line, Text()]
+
+
+def _count_cell(count: int, style: str) -> Text:
+    return Text(str(count), style=style if count else "")
 
 
 # --- the sample listing --------------------------------------------------------------------

@@ -1,0 +1,329 @@
+"""``--sweep``: the whole check in float64, float32, bfloat16 and float16 from one input.
+
+Each dtype of the sweep is held to a check run in that dtype alone (the sweep reads each
+block once for all four, which must change nothing); the verdicts to rows whose fate in
+each dtype follows from the dtypes' ranges: ``exp(12)`` overflows float16 (max 65504)
+only, ``exp(100)`` float32 and bfloat16 too (ln max 88.7), ``exp(800)`` every dtype.
+"""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from softmax_cli import check, classify
+from softmax_cli.cli import app
+from softmax_cli.options import OutputFormat
+from softmax_cli.render import json as json_render
+from softmax_cli.render import render
+from softmax_cli.schema import load as load_schema
+from softmax_cli.sweep import SWEEP_DTYPES, rows, share, verdict
+
+ORDER = ["float64", "float32", "bfloat16", "float16"]
+
+
+def _rows(n: int, peak: float, rng: np.random.Generator, classes: int = 9) -> np.ndarray:
+    """``n`` rows of small logits whose maximum is ``peak``."""
+    x = rng.uniform(-3, 0, size=(n, classes))
+    x[:, 0] = peak
+    return x
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(7)
+
+
+@pytest.fixture
+def mixed(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """100 rows: 88 harmless, 12 whose naive exp overflows float16 only."""
+    x = np.concatenate([_rows(88, 2.0, rng), _rows(12, 12.0, rng)]).astype(np.float32)
+    rng.shuffle(x)
+    return x, rng.integers(0, x.shape[1], size=len(x))
+
+
+def test_sweep_lists_the_four_dtypes_widest_first(mixed):
+    report = check(*mixed, sweep=True)
+    assert [r.compute_dtype for r in report.sweep] == ORDER
+    assert list(SWEEP_DTYPES) == ORDER
+
+
+@pytest.mark.parametrize("dtype", ORDER)
+def test_each_swept_dtype_finds_what_a_check_in_that_dtype_alone_finds(mixed, dtype):
+    swept = next(r for r in check(*mixed, sweep=True).sweep if r.compute_dtype == dtype)
+    alone = check(*mixed, dtype=dtype)
+    assert swept.summary == alone.summary
+    np.testing.assert_array_equal(swept.findings.input, alone.findings.input)
+    for name in ("naive", "stable"):
+        np.testing.assert_array_equal(
+            swept.findings.impls[name].flags, alone.findings.impls[name].flags
+        )
+        np.testing.assert_array_equal(
+            swept.findings.impls[name].loss, alone.findings.impls[name].loss
+        )
+    np.testing.assert_array_equal(swept.measures.headroom, alone.measures.headroom)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_the_report_itself_stays_the_dtype_run(mixed, dtype):
+    swept, alone = check(*mixed, dtype=dtype, sweep=True), check(*mixed, dtype=dtype)
+    assert swept.compute_dtype == dtype
+    assert swept.summary == alone.summary
+    assert swept.passed == alone.passed
+    np.testing.assert_array_equal(swept.ordered(), alone.ordered())
+
+
+def test_without_sweep_there_is_none(mixed):
+    assert check(*mixed).sweep == ()
+
+
+def test_the_sweep_reads_each_block_once(mixed, monkeypatch):
+    """Classifying four dtypes fetches every block once, as one dtype does."""
+    fetched = []
+    block = classify._SampleRows.block
+    monkeypatch.setattr(
+        classify._SampleRows,
+        "block",
+        lambda self, a, b: fetched.append((a, b)) or block(self, a, b),
+    )
+    monkeypatch.setattr(classify, "BLOCK_PIECES", 1)
+    monkeypatch.setattr(classify, "PIECE_BYTES", 9 * 8 * 10)  # 10 float64 rows a block
+    check(*mixed, dtype="float64")
+    once = sorted(fetched)
+    fetched.clear()
+    check(*mixed, dtype="float64", sweep=True)
+    assert sorted(fetched) == once
+    assert len(once) == 10
+
+
+def test_the_float16_row_counts_the_rows_past_its_range(mixed):
+    """exp(12) = 162755 > 65504: the naive path overflows on exactly the 12 rows in float16,
+    nowhere in the wider dtypes, and the stable one never does."""
+    x, _ = mixed
+    expected = int(np.count_nonzero(x.max(axis=1) > np.log(65504)))
+    assert expected == 12
+    by_dtype = {row.compute_dtype: row for row in rows(check(*mixed, sweep=True))}
+    assert by_dtype["float16"].naive_breaks == expected
+    assert all(by_dtype[d].naive_breaks == 0 for d in ORDER[:3])
+    assert all(row.stable_breaks == 0 for row in by_dtype.values())
+
+
+def test_min_headroom_per_dtype_is_ln_max_minus_the_largest_logsumexp(mixed):
+    x, _ = mixed
+    x64 = x.astype(np.float64)
+    m = x64.max(axis=1)
+    lse = m + np.log(np.exp(x64 - m[:, None]).sum(axis=1))
+    for row in rows(check(*mixed, sweep=True)):
+        if row.compute_dtype == "float64":
+            log_max = np.log(np.finfo(np.float64).max)
+        elif row.compute_dtype == "float16":
+            log_max = np.log(65504.0)
+        else:
+            log_max = np.log(float(np.finfo(np.float32).max))
+        # bfloat16 and float16 round the logits: a few hundredths of a nat at 12.
+        assert row.min_headroom == pytest.approx(log_max - np.abs(lse).max(), abs=0.05)
+
+
+# --- the verdict line ----------------------------------------------------------------------
+
+
+def _verdict(x: np.ndarray, targets: np.ndarray | None = None) -> str:
+    return verdict(rows(check(x, targets, sweep=True)))
+
+
+def test_verdict_safe_everywhere(rng):
+    assert _verdict(_rows(10, 1.0, rng)) == (
+        "safe in every dtype down to float16: neither path breaks on any sample"
+    )
+
+
+def test_verdict_safe_down_to_bfloat16(rng):
+    x = np.concatenate([_rows(75, 1.0, rng), _rows(25, 12.0, rng)])
+    assert _verdict(x) == (
+        "safe down to bfloat16; in float16 the naive path breaks on 25% of samples "
+        "and the stable one on none"
+    )
+
+
+def test_verdict_safe_only_in_float64_names_the_worse_narrower_dtype(rng):
+    x = np.concatenate([_rows(80, 1.0, rng), _rows(10, 100.0, rng), _rows(10, 12.0, rng)])
+    assert _verdict(x) == (
+        "safe down to float64; in float32 the naive path breaks on 10% of samples and the "
+        "stable one on none; in float16 the naive path on 20% of samples and the stable one "
+        "on none"
+    )
+
+
+def test_verdict_breaks_already_in_float64(rng):
+    x = np.concatenate([_rows(999, 1.0, rng), _rows(1, 800.0, rng)])
+    assert _verdict(x) == (
+        "breaks already in float64: the naive path breaks on 0.1% of samples (1) "
+        "and the stable one on none"
+    )
+
+
+def test_verdict_does_not_blame_a_dtype_for_nan_input(rng):
+    x = _rows(10, 1.0, rng)
+    x[3, 2] = np.nan
+    assert _verdict(x) == (
+        "safe in every dtype down to float16: neither path breaks on any sample "
+        "(not counting samples whose input is NaN, +inf or fully masked)"
+    )
+
+
+def test_verdict_says_nothing_of_padding_that_breaks_nothing(rng):
+    x = _rows(10, 1.0, rng)
+    x[3] = -np.inf
+    assert verdict(rows(check(x, masked="ignore", sweep=True))) == (
+        "safe in every dtype down to float16: neither path breaks on any sample"
+    )
+
+
+def test_verdict_counts_values_beyond_float16s_range(rng):
+    """70000 is finite in the file but +inf in float16: the naive path breaks on it in every
+    dtype, the stable one only in float16, and the verdict counts that (it is the dtype's
+    doing, not the input's)."""
+    x = _rows(4, 1.0, rng)
+    x[2, 0] = 70000.0
+    assert _verdict(x.astype(np.float32), np.zeros(4, dtype=np.int64)) == (
+        "breaks already in float64: the naive path breaks on 25% of samples and the stable "
+        "one on none; in float16 the naive path on 25% of samples and the stable one on 25% "
+        "of samples"
+    )
+
+
+@pytest.mark.parametrize(
+    ("count", "total", "text"),
+    [
+        (0, 10, "none"),
+        (10, 10, "every sample"),
+        (1, 8, "12% of samples"),
+        (999, 1000, "99% of samples"),
+        (1, 4096, "0.024% of samples (1)"),
+        (3, 100, "3% of samples"),
+    ],
+)
+def test_share_words(count, total, text):
+    assert share(count, total) == text
+
+
+# --- renderers -----------------------------------------------------------------------------
+
+
+def test_json_sweep_is_per_contract_and_valid(mixed):
+    report = check(*mixed, sweep=True)
+    document = json.loads(render(report, OutputFormat.json))
+    jsonschema.validate(document, load_schema())
+    assert [e["compute_dtype"] for e in document["sweep"]] == ORDER
+    for entry in document["sweep"]:
+        assert set(entry) == {"compute_dtype", "passed", "summary"}
+        alone = check(*mixed, dtype=entry["compute_dtype"])
+        assert entry["summary"] == json_render.document(alone)["summary"]
+        assert entry["passed"] == alone.passed
+    assert document["compute_dtype"] == "float32"
+    assert list(document)[-1] == "samples"
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda sweep: sweep.reverse(),
+        lambda sweep: sweep.pop(),
+        lambda sweep: sweep[2]["summary"].pop("naive"),
+        lambda sweep: sweep[0].pop("passed"),
+    ],
+    ids=["wrong order", "a dtype missing", "summary misshapen", "passed missing"],
+)
+def test_the_schema_refuses_a_bad_sweep(mixed, mutate):
+    document = json.loads(render(check(*mixed, sweep=True), OutputFormat.json))
+    mutate(document["sweep"])
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(document, load_schema())
+
+
+def test_json_has_no_sweep_key_without_sweep(mixed):
+    assert "sweep" not in json.loads(render(check(*mixed), OutputFormat.json))
+
+
+@pytest.mark.parametrize("fmt", [OutputFormat.table, OutputFormat.markdown])
+def test_table_and_markdown_show_a_row_per_dtype_and_the_verdict(mixed, fmt):
+    report = check(*mixed, sweep=True)
+    text = render(report, fmt)
+    line = verdict(rows(report))
+    assert " ".join(line.split()[:4]) in " ".join(text.split())
+    matrix = text[text.index("every dtype") :]
+    lead = "| " if fmt is OutputFormat.markdown else "  "
+    # The --dtype row is in bold in Markdown.
+    positions = [
+        min(i for i in (matrix.find(f"\n{lead}{d} "), matrix.find(f"\n{lead}**{d}**")) if i >= 0)
+        for d in ORDER
+    ]
+    assert positions == sorted(positions)
+
+
+def test_sweep_row_notes_count_flagged_samples_nothing_breaks_on(rng):
+    """Padding rows (all -inf) under masked="ignore" are listed but blamed on nobody: notes,
+    in every dtype; under the default they are input findings, not notes."""
+    x = _rows(5, 1.0, rng)
+    x[[1, 3]] = -np.inf
+    for masked, notes in (("ignore", 2), ("flag", 0)):
+        swept = rows(check(x, masked=masked, sweep=True))
+        assert [row.notes for row in swept] == [notes] * 4
+        assert all(row.fully_masked == 2 for row in swept)
+
+
+# --- the command line ----------------------------------------------------------------------
+
+
+def test_cli_sweep_exit_status_follows_the_dtype_run(tmp_path, mixed):
+    """float16's naive breaks do not fail a float32 run with --fail-on naive."""
+    x, t = mixed
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "t.npy", t)
+    args = [str(tmp_path / "x.npy"), "--targets", str(tmp_path / "t.npy"), "--no-config"]
+    runner = CliRunner()
+    swept = runner.invoke(app, [*args, "--sweep", "--fail-on", "naive", "--format", "json"])
+    assert swept.exit_code == 0, swept.output
+    document = json.loads(swept.stdout)
+    assert [e["passed"] for e in document["sweep"]] == [True, True, True, False]
+    in_float16 = runner.invoke(app, [*args, "--sweep", "--fail-on", "naive", "--dtype", "fp16"])
+    assert in_float16.exit_code == 1
+    assert "safe down to bfloat16" in " ".join(in_float16.stdout.split())
+
+
+# --- the README's thresholds table ---------------------------------------------------------
+
+
+def test_readme_thresholds_table_is_what_the_dtypes_say():
+    """Each row of the README's table, to the digits it shows, is the dtype's own figure
+    (the overflow threshold is found by bisection with this machine's np.exp)."""
+    import math
+    from pathlib import Path
+
+    from softmax_cli.dtypes import COMPUTE_DTYPES
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("### Thresholds per dtype") :]
+    table = [line for line in section.splitlines() if line.startswith(("| float", "| bfloat"))]
+    assert [line.split("|")[1].strip() for line in table[:4]] == ORDER
+    for line in table[:4]:
+        name, threshold, log_max, top, normal, subnormal, window = (
+            cell.strip() for cell in line.strip("|").split("|")
+        )
+        dtype = COMPUTE_DTYPES[name]
+        finfo = dtype.finfo
+
+        def same(shown: str, value: float) -> bool:
+            digits = len(shown.split("e")[0].replace(".", "").lstrip("0"))
+            return math.isclose(float(shown), value, rel_tol=10.0 ** (1 - digits))
+
+        assert same(threshold, dtype.exp_overflow_threshold), name
+        assert same(log_max, dtype.log_max), name
+        assert same(top, float(finfo.max)), name
+        assert same(normal, float(finfo.smallest_normal)), name
+        assert same(subnormal, float(finfo.smallest_subnormal)), name
+        assert same(window.removeprefix("±"), dtype.log_max), name
