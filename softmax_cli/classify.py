@@ -39,6 +39,10 @@ from softmax_cli.validate import check_logits, check_targets
 # Rows per piece are chosen so a piece of the work dtype stays near this many bytes: small
 # enough that a piece and its work buffer stay in the L2 cache.
 PIECE_BYTES = 1 << 20
+# ... and at most this many rows: the per-row scalars and their temporaries (a few hundred
+# bytes a row while a block is classified) then stay bounded by the block, not by the dump,
+# on narrow dumps too (100 M rows x 2 classes would otherwise make blocks of 2 M rows).
+MAX_PIECE_ROWS = 8192
 # A block is this many pieces: enough to amortise the per-block work on the per-row
 # scalars, few enough that the blocks share out evenly and progress moves.
 BLOCK_PIECES = 16
@@ -326,7 +330,7 @@ def _classify(
             # On an error or Ctrl-C, do not run the blocks still queued.
             pool.shutdown(wait=True, cancel_futures=True)
     if own:
-        dtype, (findings, _) = dtypes[0], results[0]
+        dtype, (findings, measures) = dtypes[0], results[0]
         rtol = impl.rtol_for(dtype, impl_rtol)
         for which, start, stop in tasks:
             part, targets = parts[which], row_targets[which]
@@ -334,7 +338,9 @@ def _classify(
             block_targets = np.full(stop - start, -1) if targets is None else targets[start:stop]
             at = slice(part.first_index + start, part.first_index + stop)
             for o in own:
-                rows_of_own = impl.run_block(o, x, block_targets, dtype, ignore_index, rtol)
+                rows_of_own = impl.run_block(
+                    o, x, block_targets, dtype, ignore_index, rtol, measures.log_partition[at]
+                )
                 findings.impls[o.name].put(at, rows_of_own)
                 done += stop - start
                 if on_progress is not None:
@@ -354,7 +360,7 @@ def blocks(parts: list[Part], piece_rows: int) -> list[tuple[int, int, int]]:
 
 
 def _piece_rows(classes: int, dtype: ComputeDtype) -> int:
-    return max(1, PIECE_BYTES // (classes * dtype.work.itemsize))
+    return max(1, min(MAX_PIECE_ROWS, PIECE_BYTES // (classes * dtype.work.itemsize)))
 
 
 def classify_block(
