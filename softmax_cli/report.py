@@ -26,6 +26,7 @@ from typing import Any, Self
 
 import numpy as np
 
+from softmax_cli.health import HealthSummary
 from softmax_cli.options import Category, MaskedMode
 
 # --- what can be wrong with a sample -------------------------------------------------------
@@ -187,6 +188,10 @@ class Measures(Columns):
     log_partition: np.ndarray = measure("log Z", table=False, json=False)
     # ln(max_finite(D)) - |log Z|: how far the row is from the naive code's edge.
     headroom: np.ndarray = measure("headroom", null=True)
+    # Of the stable softmax, in nats: 0 for a one-hot row, log(classes) for a uniform one.
+    entropy: np.ndarray = measure("entropy", table=False, null=True)
+    # Largest minus second-largest logit (how decided the row is); null with one class.
+    margin: np.ndarray = measure("margin", table=False, null=True)
 
 
 @dataclass(frozen=True)
@@ -305,6 +310,7 @@ class Summary:
     input: InputSummary
     impls: Mapping[str, PathSummary]
     headroom: HeadroomSummary
+    health: HealthSummary | None = None
 
     @property
     def naive(self) -> PathSummary:
@@ -543,6 +549,14 @@ class Report:
                 min=None if lowest is None else float(headroom[lowest]),
                 index=lowest,
                 below=_count(self.below_headroom),
+            ),
+            health=HealthSummary.of(
+                self.measures.max_logit,
+                self.measures.log_partition,
+                self.measures.entropy,
+                self.measures.margin,
+                self.findings.impls[STABLE.name].loss,
+                self.findings.has_target,
             ),
         )
 

@@ -16,6 +16,7 @@ from softmax_cli.report import (
     PathFlags,
     Report,
     SampleResult,
+    Summary,
 )
 from softmax_cli.version import __version__
 
@@ -56,7 +57,17 @@ def document(report: Report) -> dict[str, Any]:
             "input": vars(summary.input),
             **{i.name: vars(summary.impls[i.name]) for i in report.implementations},
             "headroom": vars(summary.headroom),
+            "health": _health(summary),
         },
+    }
+
+
+def _health(summary: Summary) -> dict[str, Any] | None:
+    if summary.health is None:
+        return None
+    return {
+        name: None if stat is None else {k: json_number(v) for k, v in vars(stat).items()}
+        for name, stat in summary.health.items()
     }
 
 
