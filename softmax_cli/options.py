@@ -46,6 +46,7 @@ class Category(enum.StrEnum):
     stable = "stable"
     naive = "naive"
     headroom = "headroom"
+    regression = "regression"  # worse than the --baseline report (see baseline.py)
 
 
 class MaskedMode(enum.StrEnum):

@@ -22,12 +22,15 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
 from softmax_cli.health import HealthSummary
 from softmax_cli.options import Category, MaskedMode
+
+if TYPE_CHECKING:
+    from softmax_cli.baseline import Drift
 
 # --- what can be wrong with a sample -------------------------------------------------------
 
@@ -421,6 +424,8 @@ class Report:
     min_headroom: float = 0.0  # the category headroom holds samples below this
     # Seconds the check took, when the caller measured it (the CLI); renderers stay pure.
     elapsed: float | None = None
+    # The comparison with a --baseline report, when one was given (category regression).
+    drift: Drift | None = None
 
     def __len__(self) -> int:
         return len(self.findings)
@@ -474,6 +479,8 @@ class Report:
             mask = mask | (self.findings.impls[i.name].flags != 0) | self.nonfinite_loss(i.name)
         if Category.headroom in self.fail_on:
             mask = mask | self.below_headroom
+        if Category.regression in self.fail_on:
+            mask = mask | self._category(Category.regression)
         return mask
 
     @cached_property
@@ -491,6 +498,10 @@ class Report:
                 return self.breaks[STABLE.name]
             case Category.naive:
                 return self.breaks[NAIVE.name]
+            case Category.regression:
+                if self.drift is None:
+                    return np.zeros(len(self), dtype=bool)
+                return self.drift.regression
 
     @cached_property
     def fails(self) -> np.ndarray:

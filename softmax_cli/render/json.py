@@ -6,6 +6,7 @@ import json
 import math
 from typing import Any
 
+from softmax_cli.baseline import Change, Drift
 from softmax_cli.options import DEFAULT_VIEW, View
 from softmax_cli.report import (
     MEASURES,
@@ -44,7 +45,7 @@ def document(report: Report) -> dict[str, Any]:
     """Every key of the document but ``samples``, in the contract's order."""
     info = report.input
     summary = report.summary
-    return {
+    document = {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "softmax-check", "version": __version__},
         "input": _input(info),
@@ -59,6 +60,25 @@ def document(report: Report) -> dict[str, Any]:
             "headroom": vars(summary.headroom),
             "health": _health(summary),
         },
+    }
+    if report.drift is not None:
+        document["baseline"] = _baseline(report.drift)
+    return document
+
+
+def _baseline(drift: Drift) -> dict[str, Any]:
+    def change(c: Change) -> dict[str, Any]:
+        return {
+            key: None if value is None else json_number(value)
+            for key, value in (("before", c.before), ("after", c.after), ("change", c.change))
+        }
+
+    return {
+        "path": drift.path,
+        "new_breaks": dict(drift.new_breaks),
+        "fixed": dict(drift.fixed),
+        "min_headroom": change(drift.min_headroom),
+        "health": {name: change(c) for name, c in drift.health.items()},
     }
 
 

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable
 
 from softmax_cli.options import DEFAULT_VIEW, View
+from softmax_cli.render import health
 from softmax_cli.render.words import (
     COUNT_NAMES,
     INPUT_FLAG_NAMES,
@@ -45,6 +46,7 @@ def render(report: Report, view: View = DEFAULT_VIEW) -> str:
         + f" **{s.flagged} flagged.** {_escape(meaning(report))}",
         _counts(report),
         _escape(headroom_line(report)),
+        *_health_blocks(report),
     ]
     shown, hidden = listed_rows(report, view.include_clean, view.max_rows)
     if shown:
@@ -56,6 +58,25 @@ def render(report: Report, view: View = DEFAULT_VIEW) -> str:
                 f"... and {hidden} more (`--max-rows {view.max_rows}`; `--max-rows 0` shows all)"
             )
     return "\n\n".join(blocks) + "\n"
+
+
+def _health_blocks(report: Report) -> list[str]:
+    """Health statistics, drift against a baseline and batch-level traps."""
+    blocks = []
+    rows = health.health_rows(report)
+    if rows:
+        columns = health.HEALTH_COLUMNS
+        lines = [_row(columns), _rule(["---", *("---:" for _ in columns[1:])])]
+        blocks.append("\n".join(lines + [_row(r) for r in rows]))
+    if report.drift is not None:
+        columns = health.DRIFT_COLUMNS
+        lines = [_row(columns), _rule(["---", *("---:" for _ in columns[1:])])]
+        lines += [_row(r) for r in health.drift_rows(report)]
+        blocks.append(f"### {_escape(health.drift_title(report))}")
+        blocks.append("\n".join(lines))
+        blocks.append(_escape(health.drift_verdict(report)))
+    blocks.extend(f"> {_escape(line)}" for line in health.trap_lines(report))
+    return blocks
 
 
 def _counts(report: Report) -> str:

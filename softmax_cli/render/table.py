@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from softmax_cli.options import DEFAULT_VIEW, View
+from softmax_cli.render import chart, health
 from softmax_cli.render.words import (
     COUNT_NAMES,
     TABLE_MEASURES,
@@ -53,6 +54,7 @@ def renderable(report: Report, view: View = DEFAULT_VIEW) -> RenderableType:
         _counts(report),
         Text(_input_line(report)),
         Text(headroom_line(report)),
+        *_health_parts(report),
         Text(),
     ]
     shown, hidden = listed_rows(report, view.include_clean, view.max_rows)
@@ -66,6 +68,31 @@ def renderable(report: Report, view: View = DEFAULT_VIEW) -> RenderableType:
     parts.append(Text(meaning(report)))
     parts.append(_verdict(report))
     return Group(*parts)
+
+
+def _health_parts(report: Report) -> list[RenderableType]:
+    """Health statistics, the log Z chart (when it says something), drift and traps."""
+    parts: list[RenderableType] = []
+    rows = health.health_rows(report)
+    if rows:
+        table = Table(box=box.SIMPLE_HEAD)
+        for k, name in enumerate(health.HEALTH_COLUMNS):
+            table.add_column(name, justify="left" if k == 0 else "right")
+        for row in rows:
+            table.add_row(*row)
+        parts.append(table)
+    if chart.informative(report):
+        parts.append(chart.TerminalChart(report))
+    if report.drift is not None:
+        table = Table(title=health.drift_title(report), title_justify="left", box=box.SIMPLE_HEAD)
+        for k, name in enumerate(health.DRIFT_COLUMNS):
+            table.add_column(name, justify="left" if k == 0 else "right")
+        for row in health.drift_rows(report):
+            table.add_row(*row)
+        parts.append(table)
+        parts.append(Text(health.drift_verdict(report)))
+    parts.extend(Text(line, style=NOTE_STYLE) for line in health.trap_lines(report))
+    return parts
 
 
 def _input_line(report: Report) -> str:
