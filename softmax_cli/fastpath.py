@@ -175,7 +175,7 @@ def measures(scalars: RowScalars, logsumexp: np.ndarray, dtype: ComputeDtype) ->
         # H = -sum(p log p) with p = e / s and log p = (x - m) - log s.
         s = scalars.exact_sum
         entropy = np.log(s) - scalars.weighted.astype(np.float64) / s
-        margin = -scalars.second.astype(np.float64)
+        margin = 0.0 - scalars.second.astype(np.float64)  # +0, not -0, on a tie
     defined = np.isfinite(log_partition)
     return Measures(
         max_logit=m,

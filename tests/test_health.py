@@ -128,3 +128,29 @@ def test_health_is_in_the_json_summary_in_the_contract_order() -> None:
     health = document["summary"]["health"]
     assert list(health) == ["max_logit", "logsumexp", "z_loss", "entropy", "margin", "loss"]
     assert list(health["entropy"]) == ["min", "p50", "p99", "max", "mean"]
+
+
+def table_text(report) -> str:
+    from softmax_cli.render import table
+
+    return table.render_text(report)
+
+
+def test_every_target_ignored_is_a_batch_trap_in_table_and_markdown() -> None:
+    from softmax_cli.render import markdown
+
+    report = check(np.zeros((4, 3), np.float32), np.full(4, -100))
+    assert "every target is ignored" in table_text(report)
+    assert "every target is ignored" in markdown.render(report)
+    assert "every target is ignored" not in table_text(check(np.zeros((4, 3)), np.zeros(4, int)))
+
+
+def test_a_batch_axis_counts_the_batches_a_broken_sample_poisons() -> None:
+    x = np.zeros((5, 3, 4), np.float32)  # 5 batches of 3 samples
+    x[1, 2, 0] = 1000.0  # batch 1: naive overflow
+    x[3, 0, 0] = x[3, 1, 0] = 1000.0  # batch 3, twice
+    text = table_text(check(x, np.zeros((5, 3), int)))
+    assert "naive breaks in 2 of 5 batches" in text
+    assert "stable breaks in" not in text
+    # A 1-D batch has no batch axis: no such line.
+    assert "batches" not in table_text(check(x.reshape(15, 4), np.zeros(15, int)))

@@ -123,14 +123,15 @@ def _legend(marks: list[tuple[str, str, float]], hist: Histogram) -> str:
     """What the marks are, and how far the limits outside the range are."""
     parts = []
     for short, name, value in LIMITS:
-        if any(m[1] == name for m in marks):
-            parts.append(f"{short} = naive limit +-{value:.2f} of {name}")
+        name = name.replace("/", ", ")
+        if any(m[0].lstrip("-") == short for m in marks):
+            parts.append(f"{short} = {name} +-{value:.2f}")
         elif hist.high < value and hist.low > -value:
             room = min(value - hist.high, hist.low + value)
-            parts.append(f"{name} limit +-{value:.2f} is {room:.3g} nats beyond")
+            parts.append(f"{name} +-{value:.2f} is {room:.3g} nats away")
         else:
-            parts.append(f"every log Z is beyond the {name} limit +-{value:.2f}")
-    return "; ".join(parts)
+            parts.append(f"every row is beyond {name} +-{value:.2f}")
+    return "naive limits: " + "; ".join(parts)
 
 
 def require_matplotlib() -> None:

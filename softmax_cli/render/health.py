@@ -6,7 +6,7 @@ import numpy as np
 
 from softmax_cli.baseline import Change
 from softmax_cli.health import Statistic
-from softmax_cli.render.words import samples_count, short_number
+from softmax_cli.render.words import short_number
 from softmax_cli.report import Report
 
 HEALTH_LABELS = {
@@ -101,8 +101,7 @@ def trap_lines(report: Report) -> list[str]:
                 continue
             poisoned = len(np.unique(broken // per_batch))
             lines.append(
-                f"{name}: {samples_count(len(broken))} poison {poisoned} of {batches} batches "
-                "(sample axis 0): one NaN sample makes its batch's mean loss and every "
-                "gradient NaN"
+                f"{name} breaks in {poisoned} of {batches} batches (first sample axis); one "
+                "broken sample makes a batch's mean loss and gradients NaN"
             )
     return lines

@@ -84,7 +84,8 @@ def _health_parts(report: Report) -> list[RenderableType]:
     if chart.informative(report):
         parts.append(chart.TerminalChart(report))
     if report.drift is not None:
-        table = Table(title=health.drift_title(report), title_justify="left", box=box.SIMPLE_HEAD)
+        parts.append(Text(health.drift_title(report), style="bold"))
+        table = Table(box=box.SIMPLE_HEAD)
         for k, name in enumerate(health.DRIFT_COLUMNS):
             table.add_column(name, justify="left" if k == 0 else "right")
         for row in health.drift_rows(report):
