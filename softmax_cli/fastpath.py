@@ -76,14 +76,14 @@ class _Scratch(threading.local):
         key = (rows, classes, dtype.name)
         if getattr(self, "key", None) != key:
             self.key = key
-            self.arrays = (
-                np.empty((rows, classes), dtype=dtype.work),  # the piece in the work dtype
-                np.empty((rows, classes), dtype=dtype.work),  # e
-                np.empty((rows, classes), dtype=dtype.storage),  # rounding to D
-                # exp(x - m) unrounded, for log Z and the entropy (the stable e when D is
-                # not emulated: nothing to round)
-                np.empty((rows, classes), dtype=dtype.work),
-            )
+            piece = np.empty((rows, classes), dtype=dtype.work)  # the piece in the work dtype
+            e = np.empty((rows, classes), dtype=dtype.work)
+            rounding = np.empty((rows, classes), dtype=dtype.storage)  # rounding to D
+            # exp(x - m) unrounded, for log Z and the entropy. When D is not emulated this
+            # is the stable e itself, and rounding is the identity, which never touches its
+            # scratch: the two share one buffer.
+            exact = np.empty_like(e) if dtype.is_emulated else rounding
+            self.arrays = (piece, e, rounding, exact)
         return self.arrays
 
 
