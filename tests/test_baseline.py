@@ -207,3 +207,18 @@ def test_drift_output_matches_its_golden_file(dumps: Path, fmt: str, name: str) 
         golden.parent.mkdir(exist_ok=True)
         golden.write_text(text, encoding="utf-8")
     assert text == golden.read_text(encoding="utf-8")
+
+
+def test_the_drift_report_validates_against_the_json_schema(dumps: Path) -> None:
+    import importlib.resources
+
+    import jsonschema
+
+    from softmax_cli import schema
+
+    resource = importlib.resources.files("softmax_cli.schema").joinpath(schema.REPORT_V1)
+    validator = jsonschema.Draft202012Validator(json.loads(resource.read_text()))
+    document = baseline_block()
+    assert list(validator.iter_errors(document)) == []
+    document["baseline"]["new_breaks"]["naive"] = -1  # the schema can fail
+    assert list(validator.iter_errors(document))
