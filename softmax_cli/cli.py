@@ -10,6 +10,7 @@ import contextvars
 import dataclasses
 import errno
 import fcntl
+import math
 import os
 import re
 import stat
@@ -24,7 +25,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from softmax_cli import config, impl, sources
+from softmax_cli import baseline, config, export, impl, sources
 from softmax_cli.classify import check_loaded
 from softmax_cli.errors import (
     ExitCode,
@@ -43,7 +44,7 @@ from softmax_cli.options import (
     OutputFormat,
     View,
 )
-from softmax_cli.render import render_chunks
+from softmax_cli.render import chart, render_chunks
 from softmax_cli.version import __version__
 
 app = typer.Typer(
@@ -268,6 +269,47 @@ def run(
             show_default=False,
         ),
     ] = None,
+    baseline_path: Annotated[
+        str | None,
+        typer.Option(
+            "--baseline",
+            metavar="PATH",
+            help="Compare with an earlier --format json report of a dump with the same "
+            "samples: newly breaking and fixed samples, min headroom and health p99 drift "
+            "(category regression).",
+            show_default=False,
+        ),
+    ] = None,
+    max_headroom_drop: Annotated[
+        float,
+        typer.Option(
+            metavar="NATS",
+            help="With --baseline: a fall of the minimum headroom by more than this is a "
+            "regression.",
+        ),
+    ] = 1.0,
+    export_flagged: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DIR",
+            help="Write the flagged samples (worst first) to DIR/flagged.safetensors and a "
+            "standalone DIR/repro.py that reproduces them; DIR must be new or empty.",
+            show_default=False,
+        ),
+    ] = None,
+    export_max: Annotated[
+        int,
+        typer.Option(metavar="N", min=0, help="With --export-flagged: at most N samples; 0 = all."),
+    ] = 0,
+    plot: Annotated[
+        str | None,
+        typer.Option(
+            metavar="PATH.png",
+            help="Write the logit-health chart (histogram of log Z) as a PNG; needs the "
+            "'plot' extra.",
+            show_default=False,
+        ),
+    ] = None,
     version: Annotated[
         bool | None,
         typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
@@ -297,6 +339,15 @@ def run(
         # Your implementations are imported before any input is read: a typo fails at once.
         own = impl.resolve(impls)
         impl_rtol = impl.check_rtol(impl_rtol)
+        # Everything the extra outputs need is checked before any work.
+        if not math.isfinite(max_headroom_drop) or max_headroom_drop < 0:
+            raise UsageError(f"--max-headroom-drop {max_headroom_drop}: give a finite X >= 0")
+        old = None if baseline_path is None else baseline.load(baseline_path)
+        if export_flagged is not None:
+            export.refuse_unusable(export_flagged)
+        if plot is not None:
+            chart.require_matplotlib()
+            _check_writable(plot, f"--plot {plot}", inputs)
         keys = ArrayKeys(logits_key, targets_key, target_column)
         started = time.perf_counter()
         loaded = sources.load_files(files, targets_files, keys)
@@ -311,6 +362,13 @@ def run(
                 impl_rtol=impl_rtol,
             )
         report = dataclasses.replace(report, elapsed=time.perf_counter() - started)
+        if old is not None:
+            drift = baseline.compare(report, old, max_headroom_drop)
+            report = dataclasses.replace(report, drift=drift)
+        if export_flagged is not None:
+            export.write(export_flagged, report, loaded, limit=export_max)
+        if plot is not None:
+            chart.write_png(report, plot)
         view = View(include_clean=show_all, max_rows=max_rows)
         # Files for the CI system first: if one cannot be written, exit 2 with nothing on
         # standard output, as for any other error.

@@ -42,11 +42,21 @@ class RowScalars:
     exact_sum: np.ndarray
     # A finite value of the file's that is +-inf in D (a cast overflow, not the input's own).
     out_of_range: np.ndarray
+    # sum(exp(x - m) * (x - m)) with the unrounded exp: the entropy's second term.
+    weighted: np.ndarray
+    # The second-largest entry minus the largest (<= 0): minus the margin.
+    second: np.ndarray
 
     @classmethod
     def empty(cls, rows: int, dtype: ComputeDtype) -> RowScalars:
         work = [np.empty(rows, dtype=dtype.work) for _ in range(6)]
-        return cls(*work, np.empty(rows), np.zeros(rows, dtype=bool))
+        return cls(
+            *work,
+            np.empty(rows),
+            np.zeros(rows, dtype=bool),
+            np.empty(rows, dtype=dtype.work),
+            np.empty(rows, dtype=dtype.work),
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,13 +76,14 @@ class _Scratch(threading.local):
         key = (rows, classes, dtype.name)
         if getattr(self, "key", None) != key:
             self.key = key
-            self.arrays = (
-                np.empty((rows, classes), dtype=dtype.work),  # the piece in the work dtype
-                np.empty((rows, classes), dtype=dtype.work),  # e
-                np.empty((rows, classes), dtype=dtype.storage),  # rounding to D
-                # exp(x - m) unrounded, for log Z when D is emulated (rounded otherwise)
-                np.empty((rows, classes) if dtype.is_emulated else (0, 0), dtype=dtype.work),
-            )
+            piece = np.empty((rows, classes), dtype=dtype.work)  # the piece in the work dtype
+            e = np.empty((rows, classes), dtype=dtype.work)
+            rounding = np.empty((rows, classes), dtype=dtype.storage)  # rounding to D
+            # exp(x - m) unrounded, for log Z and the entropy. When D is not emulated this
+            # is the stable e itself, and rounding is the identity, which never touches its
+            # scratch: the two share one buffer.
+            exact = np.empty_like(e) if dtype.is_emulated else rounding
+            self.arrays = (piece, e, rounding, exact)
         return self.arrays
 
 
@@ -102,44 +113,80 @@ def reduce_rows(
         with np.errstate(all="ignore"):  # NaN, inf and masked rows are sorted out in derive
             if narrows:
                 out.out_of_range[rows] = (np.isinf(piece) & ~np.isinf(x[rows])).any(axis=1)
-            m = piece.max(axis=1)
+            # argmax, not max: the second-largest entry is the max with this one masked.
+            # (A NaN row's argmax is its first NaN, so m is NaN as max would make it.)
+            top = (np.arange(stop - start), piece.argmax(axis=1))
+            m = piece[top]
             out.max[rows] = m
             out.logit_t[rows] = piece[at_target]
-            # Stable: the kernel's r(exp(r(x - m))), in place.
-            np.subtract(piece, m[:, None], out=e)
-            if dtype.is_emulated:
-                # log Z from exp(x - m) before any rounding to D: the rounded sum is off by
-                # up to half an ulp of D (2e-3 in bfloat16), the unrounded one by ~1e-7.
-                exact = np.exp(e, out=exact_buf[: stop - start])
-                out.exact_sum[rows] = exact.sum(axis=1, dtype=np.float64)
-            dtype.round(e, scratch=d)
-            np.exp(e, out=e)
-            dtype.round(e, scratch=d)
-            out.stable_sum[rows] = kernels.sum_rows(e, dtype)
-            if not dtype.is_emulated:
-                out.exact_sum[rows] = out.stable_sum[rows]
-            out.stable_exp_t[rows] = e[at_target]
-            # Naive: the kernel's r(exp(x)), into the same buffer.
+            # Naive: the kernel's r(exp(x)), first: the piece is read once more,
+            # for x - m, while it is still in cache.
             np.exp(piece, out=e)
             dtype.round(e, scratch=d)
             out.naive_sum[rows] = kernels.sum_rows(e, dtype)
             out.naive_exp_t[rows] = e[at_target]
+            # x - m, unrounded (exact to half an ulp of the work dtype).
+            shifted = np.subtract(piece, m[:, None], out=e)
+            kept = shifted[top]
+            shifted[top] = -np.inf
+            # With one class there is no second entry: NaN, for a null margin.
+            out.second[rows] = shifted.max(axis=1) if classes > 1 else np.nan
+            shifted[top] = kept
+            exact = np.exp(shifted, out=exact_buf[: stop - start])
+            # The entropy's sum(e * (x - m)) from the unrounded e, one BLAS-like pass; a
+            # masked entry makes it 0 * -inf = NaN, recomputed below for those rows only.
+            weighted = np.vecdot(exact, shifted)
+            again = np.flatnonzero(np.isnan(weighted) & np.isfinite(m))
+            if len(again):
+                weighted[again] = _weighted(piece[again], m[again])
+            out.weighted[rows] = weighted
+            if dtype.is_emulated:
+                # log Z from exp(x - m) before any rounding to D: the rounded sum is off by
+                # up to half an ulp of D (2e-3 in bfloat16), the unrounded one by ~1e-7.
+                out.exact_sum[rows] = exact.sum(axis=1, dtype=np.float64)
+                # Stable: the kernel's r(exp(r(x - m))), in place.
+                dtype.round(e, scratch=d)
+                np.exp(e, out=e)
+                dtype.round(e, scratch=d)
+                stable_e = e
+            else:
+                stable_e = exact  # r is the identity: exp(x - m) is the kernel's e
+            out.stable_sum[rows] = kernels.sum_rows(stable_e, dtype)
+            if not dtype.is_emulated:
+                out.exact_sum[rows] = out.stable_sum[rows]
+            out.stable_exp_t[rows] = stable_e[at_target]
     return out
 
 
+def _weighted(rows: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """sum(exp(x - m) * (x - m)) of rows with masked (-inf) entries, which add nothing."""
+    shifted = rows - m[:, None]
+    e = np.exp(shifted)
+    return np.where(e > 0, e * shifted, 0).sum(axis=1)
+
+
 def measures(scalars: RowScalars, logsumexp: np.ndarray, dtype: ComputeDtype) -> Measures:
-    """The measures of the rows: what the stable code computes, and log Z to ~1e-7."""
+    """The measures of the rows: what the stable code computes, log Z to ~1e-7, and each
+    row's entropy and margin (NaN, shown as null, where log Z is not finite)."""
     # log(0) and inf - inf on masked and NaN rows; a signalling NaN's "invalid" in the cast.
     with np.errstate(all="ignore"):
         m = scalars.max.astype(np.float64)
         log_partition = np.where(np.isfinite(m), m + np.log(scalars.exact_sum), m)
         headroom = dtype.log_max - np.abs(log_partition)
+        # H = -sum(p log p) with p = e / s and log p = (x - m) - log s.
+        s = scalars.exact_sum
+        entropy = np.log(s) - scalars.weighted.astype(np.float64) / s
+        margin = 0.0 - scalars.second.astype(np.float64)  # +0, not -0, on a tie
         logsumexp = logsumexp.astype(np.float64)
+    defined = np.isfinite(log_partition)
     return Measures(
         max_logit=m,
         logsumexp=logsumexp,
         log_partition=log_partition,
-        headroom=np.where(np.isfinite(log_partition), headroom, np.nan),
+        headroom=np.where(defined, headroom, np.nan),
+        # Rounding can leave -1e-8 on a one-hot row; entropy is never negative.
+        entropy=np.where(defined, np.maximum(entropy, 0.0), np.nan),
+        margin=np.where(defined, margin, np.nan),  # NaN (null) with one class
     )
 
 

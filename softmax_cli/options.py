@@ -47,6 +47,7 @@ class Category(enum.StrEnum):
     naive = "naive"
     impl = "impl"  # a user's implementation (--impl) breaks
     headroom = "headroom"
+    regression = "regression"  # worse than the --baseline report (see baseline.py)
 
 
 class MaskedMode(enum.StrEnum):

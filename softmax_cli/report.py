@@ -22,11 +22,15 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
+from softmax_cli.health import HealthSummary
 from softmax_cli.options import Category, MaskedMode
+
+if TYPE_CHECKING:
+    from softmax_cli.baseline import Drift
 
 # --- what can be wrong with a sample -------------------------------------------------------
 
@@ -232,6 +236,10 @@ class Measures(Columns):
     log_partition: np.ndarray = measure("log Z", table=False, json=False)
     # ln(max_finite(D)) - |log Z|: how far the row is from the naive code's edge.
     headroom: np.ndarray = measure("headroom", null=True, category=Category.headroom)
+    # Of the stable softmax, in nats: 0 for a one-hot row, log(classes) for a uniform one.
+    entropy: np.ndarray = measure("entropy", table=False, null=True)
+    # Largest minus second-largest logit (how decided the row is); null with one class.
+    margin: np.ndarray = measure("margin", table=False, null=True)
 
 
 @dataclass(frozen=True)
@@ -365,6 +373,7 @@ class Summary:
     input: InputSummary
     impls: Mapping[str, PathSummary | OwnImplSummary]
     headroom: HeadroomSummary
+    health: HealthSummary | None = None
 
     @property
     def naive(self) -> PathSummary:
@@ -477,6 +486,8 @@ class Report:
     elapsed: float | None = None
     # With sweep: the same check in every compute dtype, widest first (softmax_cli.sweep).
     sweep: tuple[Report, ...] = ()
+    # The comparison with a --baseline report, when one was given (category regression).
+    drift: Drift | None = None
 
     def __len__(self) -> int:
         return len(self.findings)
@@ -535,6 +546,8 @@ class Report:
             mask = mask | (self.findings.impls[i.name].flags != 0) | self.nonfinite_loss(i.name)
         if Category.headroom in self.fail_on:
             mask = mask | self.below_headroom
+        if Category.regression in self.fail_on:
+            mask = mask | self._category(Category.regression)
         return mask
 
     @cached_property
@@ -557,6 +570,10 @@ class Report:
                 for i in self.own_implementations:
                     mask |= self.breaks[i.name]
                 return mask
+            case Category.regression:
+                if self.drift is None:
+                    return np.zeros(len(self), dtype=bool)
+                return self.drift.regression
 
     @cached_property
     def fails(self) -> np.ndarray:
@@ -619,6 +636,14 @@ class Report:
                 min=None if lowest is None else float(headroom[lowest]),
                 index=lowest,
                 below=_count(self.below_headroom),
+            ),
+            health=HealthSummary.of(
+                self.measures.max_logit,
+                self.measures.log_partition,
+                self.measures.entropy,
+                self.measures.margin,
+                self.findings.impls[STABLE.name].loss,
+                self.findings.has_target,
             ),
         )
 

@@ -92,7 +92,7 @@ def test_fail_on_decides_the_exit_code(runner, fail_on, expected):
 def test_fail_on_is_reported_in_json(runner):
     code, doc = run_json(runner, SEED_CSV, "--fail-on", "any")
     assert code == 1
-    assert doc["fail_on"] == ["input", "stable", "naive", "impl", "headroom"]
+    assert doc["fail_on"] == ["input", "stable", "naive", "impl", "headroom", "regression"]
     assert doc["passed"] is False
 
 

@@ -56,7 +56,7 @@ def test_settings_come_from_the_closest_pyproject_with_the_table(project: Path) 
     pyproject(project / "sub", '[project]\nname = "no table here"\n')
     result, document = run_json()
     assert result.exit_code == 1
-    assert document["fail_on"] == ["input", "stable", "naive", "impl", "headroom"]
+    assert document["fail_on"] == ["input", "stable", "naive", "impl", "headroom", "regression"]
 
 
 def test_a_closer_table_wins_and_nothing_is_merged(project: Path) -> None:

@@ -7,6 +7,7 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
+from softmax_cli.baseline import Change, Drift
 from softmax_cli.options import DEFAULT_VIEW, View
 from softmax_cli.report import (
     BUILTIN,
@@ -19,6 +20,7 @@ from softmax_cli.report import (
     PathFlags,
     Report,
     SampleResult,
+    Summary,
 )
 from softmax_cli.version import __version__
 
@@ -66,7 +68,7 @@ def document(report: Report) -> dict[str, Any]:
         i.name: {k: _summary_value(v) for k, v in vars(summary.impls[i.name]).items()}
         for i in report.own_implementations
     }
-    return {
+    document = {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "softmax-check", "version": __version__},
         "input": _input(info),
@@ -80,8 +82,37 @@ def document(report: Report) -> dict[str, Any]:
             **{i.name: vars(summary.impls[i.name]) for i in report.implementations if i.builtin},
             **({"impls": own} if own else {}),
             "headroom": vars(summary.headroom),
+            "health": _health(summary),
         },
         **({"sweep": [_swept(r) for r in report.sweep]} if report.sweep else {}),
+    }
+    if report.drift is not None:
+        document["baseline"] = _baseline(report.drift)
+    return document
+
+
+def _baseline(drift: Drift) -> dict[str, Any]:
+    def change(c: Change) -> dict[str, Any]:
+        return {
+            key: None if value is None else json_number(value)
+            for key, value in (("before", c.before), ("after", c.after), ("change", c.change))
+        }
+
+    return {
+        "path": drift.path,
+        "new_breaks": dict(drift.new_breaks),
+        "fixed": dict(drift.fixed),
+        "min_headroom": change(drift.min_headroom),
+        "health": {name: change(c) for name, c in drift.health.items()},
+    }
+
+
+def _health(summary: Summary) -> dict[str, Any] | None:
+    if summary.health is None:
+        return None
+    return {
+        name: None if stat is None else {k: json_number(v) for k, v in vars(stat).items()}
+        for name, stat in summary.health.items()
     }
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from softmax_cli.options import DEFAULT_VIEW, View
+from softmax_cli.render import health
 from softmax_cli.render.words import (
     INPUT_FLAG_NAMES,
     TABLE_MEASURES,
@@ -56,6 +57,7 @@ def chunks(report: Report, view: View = DEFAULT_VIEW) -> Iterator[str]:
         _counts(report),
         _escape(headroom_line(report)),
         *_sweep(report),
+        *_health_blocks(report),
     ]
     yield "\n\n".join(blocks)
     shown, hidden = listed_rows(report, view.include_clean, view.max_rows)
@@ -69,6 +71,25 @@ def chunks(report: Report, view: View = DEFAULT_VIEW) -> Iterator[str]:
                 "shows all)"
             )
     yield "\n"
+
+
+def _health_blocks(report: Report) -> list[str]:
+    """Health statistics, drift against a baseline and batch-level traps."""
+    blocks = []
+    rows = health.health_rows(report)
+    if rows:
+        columns = health.HEALTH_COLUMNS
+        lines = [_row(columns), _rule(["---", *("---:" for _ in columns[1:])])]
+        blocks.append("\n".join(lines + [_row(r) for r in rows]))
+    if report.drift is not None:
+        columns = health.DRIFT_COLUMNS
+        lines = [_row(columns), _rule(["---", *("---:" for _ in columns[1:])])]
+        lines += [_row(r) for r in health.drift_rows(report)]
+        blocks.append(f"### {_escape(health.drift_title(report))}")
+        blocks.append("\n".join(lines))
+        blocks.append(_escape(health.drift_verdict(report)))
+    blocks.extend(f"> {_escape(line)}" for line in health.trap_lines(report))
+    return blocks
 
 
 def _counts(report: Report) -> str:

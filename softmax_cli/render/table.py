@@ -25,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from softmax_cli.options import DEFAULT_VIEW, View
+from softmax_cli.render import chart, health
 from softmax_cli.render.words import (
     NOT_REPORTED,
     TABLE_MEASURES,
@@ -91,6 +92,7 @@ def renderable(report: Report, view: View = DEFAULT_VIEW, width: int = DEFAULT_W
         *_counts(report, width),
         Text(_input_line(report)),
         Text(headroom_line(report)),
+        *_health_parts(report),
         Text(),
         *sweep_matrix(report),
     ]
@@ -113,6 +115,32 @@ _TRAILING = re.compile(r"[ \t]+((?:\x1b\[[0-9;]*m)*)$", re.MULTILINE)
 
 def _strip_trailing(text: str) -> str:
     return _TRAILING.sub(r"\1", text)
+
+
+def _health_parts(report: Report) -> list[RenderableType]:
+    """Health statistics, the log Z chart (when it says something), drift and traps."""
+    parts: list[RenderableType] = []
+    rows = health.health_rows(report)
+    if rows:
+        table = Table(box=box.SIMPLE_HEAD)
+        for k, name in enumerate(health.HEALTH_COLUMNS):
+            table.add_column(name, justify="left" if k == 0 else "right")
+        for row in rows:
+            table.add_row(*row)
+        parts.append(table)
+    if chart.informative(report):
+        parts.append(chart.TerminalChart(report))
+    if report.drift is not None:
+        parts.append(Text(health.drift_title(report), style="bold"))
+        table = Table(box=box.SIMPLE_HEAD)
+        for k, name in enumerate(health.DRIFT_COLUMNS):
+            table.add_column(name, justify="left" if k == 0 else "right")
+        for row in health.drift_rows(report):
+            table.add_row(*row)
+        parts.append(table)
+        parts.append(Text(health.drift_verdict(report)))
+    parts.extend(Text(line, style=NOTE_STYLE) for line in health.trap_lines(report))
+    return parts
 
 
 def _input_line(report: Report) -> str:

@@ -1,0 +1,78 @@
+"""What the health measures (entropy, margin) cost: this tree against a git revision.
+
+    python benchmarks/health_bench.py                 # against b685e5c, 4096 x 32000 float32
+    python benchmarks/health_bench.py --base HEAD~3 --rounds 6
+
+Exports the revision's ``softmax_cli`` into a temporary directory and times the in-process
+check (the minimum of 3 runs after a warm-up, in a fresh process) of the benchmark dump,
+alternating the two trees ``--rounds`` times so a loaded machine hurts both alike. Prints
+each figure and the ratio of the medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from bench import make_dump  # noqa: E402
+
+TIMED = r"""
+import sys, time
+import numpy as np
+from softmax_cli import check
+x = np.load(sys.argv[1], mmap_mode="r"); t = np.load(sys.argv[2])
+check(x, t)
+times = []
+for _ in range(3):
+    start = time.perf_counter(); check(x, t); times.append(time.perf_counter() - start)
+print(min(times))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--base", default="b685e5c", help="git revision to compare with")
+    parser.add_argument("--rounds", type=int, default=4)
+    args = parser.parse_args()
+    logits, targets = make_dump(4096, 32000)
+    with tempfile.TemporaryDirectory() as base:
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", args.base, "softmax_cli"],
+            capture_output=True,
+            check=True,
+        ).stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(base, filter="data")
+        trees = {"base": base, "this": str(ROOT)}
+        times: dict[str, list[float]] = {name: [] for name in trees}
+        for _ in range(args.rounds):
+            for name, tree in trees.items():
+                env = {**os.environ, "PYTHONPATH": tree}
+                out = subprocess.run(
+                    [sys.executable, "-c", TIMED, str(logits), str(targets)],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                times[name].append(float(out.stdout))
+                print(f"{name:5s} {times[name][-1]:.3f} s", flush=True)
+    before, after = (statistics.median(times[n]) for n in trees)
+    print(
+        f"median: base {before:.3f} s, this tree {after:.3f} s ({100 * (after / before - 1):+.1f}%)"
+    )
+
+
+if __name__ == "__main__":
+    main()
