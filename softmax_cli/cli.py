@@ -293,6 +293,11 @@ def run(
     raise typer.Exit(ExitCode.OK if report.passed else ExitCode.FINDINGS)
 
 
+# Reports are UTF-8. The renderers escape file names for display; should a name that was not
+# UTF-8 (os.fsdecode's surrogate escapes) still reach a report, it is written back as the
+# bytes it was, never the end of the run.
+_ERRORS = "surrogateescape"
+
 # Parameters whose command-line flag is not the parameter's own name in kebab-case.
 _FLAGS = {"output_format": "--format"}
 
@@ -594,10 +599,10 @@ def _write_through(target: _Target, text: str) -> None:
         stream.write(text)
         stream.flush()
     elif target.descriptor is not None:
-        with os.fdopen(os.dup(target.descriptor), "w", encoding="utf-8") as stream:
+        with os.fdopen(os.dup(target.descriptor), "w", encoding="utf-8", errors=_ERRORS) as stream:
             stream.write(text)
     else:
-        with open(target.path, "w", encoding="utf-8") as stream:
+        with open(target.path, "w", encoding="utf-8", errors=_ERRORS) as stream:
             stream.write(text)
 
 
@@ -610,7 +615,7 @@ def _stage(target: _Target, text: str) -> str:
     try:
         # A short prefix: the temporary name must fit where the target's name just fits.
         fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:40]}.")
-        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+        with os.fdopen(fd, "w", encoding="utf-8", errors=_ERRORS) as stream:
             stream.write(text)
         mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask()
         os.chmod(temporary, mode)

@@ -13,6 +13,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from softmax_cli.errors import display
 from softmax_cli.options import DEFAULT_VIEW, View
 from softmax_cli.render.words import (
     COUNT_NAMES,
@@ -81,7 +82,7 @@ def _input_line(report: Report) -> str:
 def _header(report: Report) -> Text:
     info = report.input
     text = Text("softmax-check ", style="bold")
-    text.append(info.logits, style="bold cyan")
+    text.append(display(info.logits), style="bold cyan")
     text.append(f"\n{dump_text(report)}, {info.dtype} input computed in {report.compute_dtype}, ")
     targets = targets_source(report)
     text.append(f"targets from {targets}" if targets else "no targets")
@@ -123,7 +124,8 @@ def _samples(report: Report, samples: list[SampleResult], view: View) -> Table:
         table.add_column(implementation.name, min_width=len("BROKEN loss=inf"), overflow="fold")
     for sample in samples:
         table.add_row(
-            f"{position_text(sample)}\n{file_text(report, sample)}"
+            # Text, not a string: Rich would read "[" in a file name as markup.
+            Text(f"{position_text(sample)}\n{file_text(report, sample)}")
             if several
             else position_text(sample),
             target_text(sample),
