@@ -4,7 +4,7 @@ The library first, the CLI over it::
 
     from softmax_cli import check
     report = check(logits, targets)
-    assert report.passed, report.summary
+    assert_passes(logits, targets)  # in a test: fails with the worst samples, readably
 
 ``check`` and the report types are imported on first use: ``python -m softmax_cli`` and the
 console script import this package before they can set up Ctrl-C handling, so it must not
@@ -22,8 +22,10 @@ from softmax_cli.version import __version__
 if TYPE_CHECKING:
     from softmax_cli.classify import check
     from softmax_cli.report import PathFlags, Report, SampleResult, Summary
+    from softmax_cli.testing import assert_passes
 
 _LAZY = {
+    "assert_passes": "softmax_cli.testing",
     "check": "softmax_cli.classify",
     "PathFlags": "softmax_cli.report",
     "Report": "softmax_cli.report",
@@ -40,6 +42,7 @@ __all__ = [
     "SampleResult",
     "Summary",
     "__version__",
+    "assert_passes",
     "check",
 ]
 

@@ -10,6 +10,7 @@ import contextvars
 import dataclasses
 import errno
 import fcntl
+import functools
 import math
 import os
 import re
@@ -20,9 +21,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import typer.core
 from rich.console import Console
 
 from softmax_cli import baseline, config, export, impl, sources
@@ -47,8 +49,46 @@ from softmax_cli.options import (
 from softmax_cli.render import chart, render_chunks
 from softmax_cli.version import __version__
 
+
+class _Command(typer.core.TyperCommand):
+    """The command as a terminal user reads it: ``Usage: softmax-check [OPTIONS] LOGITS...``
+    (Typer writes a required argument as ``{LOGITS...}``), and in --help no Python type
+    beside LOGITS (``<str>``, ``<list[str]>``) or a flag (``<bool>``, Typer 0.29+). Typer 0.28
+    and 0.29+ build that text in different places; both are covered here."""
+
+    def get_params(self, ctx: typer.Context) -> list[Any]:
+        params = super().get_params(ctx)
+        for param in params:
+            if param.param_type_name == "argument" or getattr(param, "is_flag", False):
+                param.__class__ = _untyped(type(param))
+                if param.param_type_name == "argument" and hasattr(param, "type"):
+                    param.type.__class__ = _untyped(type(param.type))  # Typer 0.28
+        return params
+
+    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
+        arguments = [
+            p.metavar or (p.name or "").upper()
+            for p in self.params
+            if p.param_type_name == "argument"
+        ]
+        return [*([self.options_metavar] if self.options_metavar else []), *arguments]
+
+
+@functools.cache
+def _untyped(cls: type) -> type:
+    """``cls`` (a parameter, or its Click type) showing no type in --help: Typer 0.29+ asks
+    the parameter (``display_type_rich``), 0.28 an argument's type (``get_metavar``, "" =
+    none)."""
+    return type(
+        cls.__name__,
+        (cls,),
+        {"display_type_rich": lambda self, ctx: None, "get_metavar": lambda self, *a, **k: ""},
+    )
+
+
 app = typer.Typer(
-    add_completion=False,
+    # --install-completion / --show-completion for bash, zsh, fish and PowerShell.
+    add_completion=True,
     pretty_exceptions_show_locals=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -90,18 +130,19 @@ def _config_option(ctx: typer.Context, param: typer.CallbackParam, value: object
 
 
 @app.command(
+    cls=_Command,
     help="Compare the naive and the numerically stable softmax / cross-entropy on dumped "
     "logits, forward and backward, and show per sample where each one overflows, underflows "
     "or produces NaN probabilities, losses or gradients.\n\n"
-    "Exit status: 0 nothing in the --fail-on categories, 1 findings, 2 usage error or bad input."
+    "Exit status: 0 nothing in the --fail-on categories, 1 findings, 2 usage error or bad input.",
 )
 def run(
     logits: Annotated[
         list[str],
         typer.Argument(
             metavar="LOGITS...",
-            help="Logits: .npy, .npz or .csv files, or directories of them, checked as one "
-            "dump; '-' reads CSV from standard input.",
+            help="Logits: .npy, .npz, .safetensors, .pt/.pth or .csv files, or directories of "
+            "them, checked as one dump; '-' reads CSV from standard input.",
             show_default=False,
         ),
     ],
@@ -110,8 +151,8 @@ def run(
         typer.Option(
             "--targets",
             metavar="PATH",
-            help="Integer class index per sample: .npy, .npz, or .csv/.txt with one per line; "
-            "with several logits files, once per file in the same order.",
+            help="Integer class index per sample: .npy, .npz, .safetensors, .pt, or .csv/.txt "
+            "with one per line; with several logits files, once per file in the same order.",
             show_default=False,
         ),
     ] = None,
@@ -127,21 +168,25 @@ def run(
         str | None,
         typer.Option(
             metavar="NAME",
-            help="Array name of the logits inside an .npz (default: 'logits', or the lone array).",
+            help="Tensor name of the logits inside an .npz, .safetensors or .pt (default: "
+            "'logits', or the lone float tensor).",
         ),
     ] = None,
     targets_key: Annotated[
         str | None,
         typer.Option(
-            metavar="NAME", help="Array name of the targets inside an .npz (default: 'targets')."
+            metavar="NAME",
+            help="Tensor name of the targets inside an .npz, .safetensors or .pt (default: "
+            "'targets').",
         ),
     ] = None,
     dtype: Annotated[
         str,
         typer.Option(
-            metavar="[" + "|".join(DtypeName) + "]",
-            help="Precision to compute in; auto = the input's float dtype, float32 for CSV "
-            "and integer input. fp64, fp32, fp16, bf16 are the same as float64 ... bfloat16.",
+            metavar="DTYPE",
+            help="Precision to compute in: " + ", ".join(DtypeName) + ". auto = the input's "
+            "float dtype, float32 for CSV and integer input; fp64, fp32, fp16, bf16 are the "
+            "same as float64 ... bfloat16.",
         ),
     ] = DtypeName.auto.value,
     class_axis: Annotated[
@@ -156,7 +201,12 @@ def run(
     ] = -100,
     output_format: Annotated[
         OutputFormat,
-        typer.Option("--format", case_sensitive=False, help="Report format."),
+        typer.Option(
+            "--format",
+            metavar="FORMAT",
+            case_sensitive=False,
+            help="Report format: " + ", ".join(OutputFormat) + ".",
+        ),
     ] = OutputFormat.table,
     output: Annotated[
         str | None,
@@ -170,6 +220,7 @@ def run(
     masked: Annotated[
         MaskedMode,
         typer.Option(
+            metavar="MODE",
             case_sensitive=False,
             help="Fully masked rows (all -inf, e.g. padding queries): flag = an input finding "
             "that breaks both implementations; ignore = counted and listed as a note only.",
@@ -195,6 +246,15 @@ def run(
     ] = False,
     show_all: Annotated[
         bool, typer.Option("--all", help="List every sample, not only flagged ones.")
+    ] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet",
+            "-q",
+            help="Table: print only the verdict line (errors still go to stderr), no progress "
+            "bar. The other formats are documents for a program and stay whole, as in ruff.",
+        ),
     ] = False,
     max_rows: Annotated[
         int,
@@ -351,7 +411,9 @@ def run(
         keys = ArrayKeys(logits_key, targets_key, target_column)
         started = time.perf_counter()
         loaded = sources.load_files(files, targets_files, keys)
-        with _progress(sum(f.logits.size for f in loaded) * (1 + len(own))) as on_progress:
+        with _progress(
+            0 if quiet else sum(f.logits.size for f in loaded) * (1 + len(own))
+        ) as on_progress:
             report = check_loaded(
                 loaded,
                 options,
@@ -374,7 +436,13 @@ def run(
         # standard output, as for any other error.
         for fmt, path in extra_reports:
             _write_report(path, render_chunks(report, fmt, view))
-        if output is None and output_format is OutputFormat.table:
+        if output is None and output_format is OutputFormat.table and quiet:
+            from softmax_cli.render import table
+            from softmax_cli.render.words import verdict_line
+
+            style = table.OK_STYLE if report.passed else table.BROKEN_STYLE
+            Console(soft_wrap=True).print(verdict_line(report), style=style, markup=False)
+        elif output is None and output_format is OutputFormat.table:
             from softmax_cli.render import table
 
             # Piped or redirected, Rich would assume 80 columns; a log or file has room.
@@ -403,6 +471,11 @@ def run(
         _fail(f"internal error: {type(error).__name__}: {error} (please report this bug)")
     raise typer.Exit(ExitCode.OK if report.passed else ExitCode.FINDINGS)
 
+
+# Reports are UTF-8. The renderers escape file names for display; should a name that was not
+# UTF-8 (os.fsdecode's surrogate escapes) still reach a report, it is written back as the
+# bytes it was, never the end of the run.
+_ERRORS = "surrogateescape"
 
 # Parameters whose command-line flag is not the parameter's own name in kebab-case.
 _FLAGS = {"output_format": "--format", "implementations": "--impl"}
@@ -524,13 +597,16 @@ class _Target:
     ``descriptor``: one of our own open files (``/dev/stdout``, ``/dev/fd/N``,
     ``/proc/self/fd/N``), written through as it is. ``atomic``: a regular file or a new
     one, replaced by a rename. Anything else (a device, a pipe, a file under /proc) is
-    opened and written straight through; none of these is ever replaced.
+    opened and written straight through; none of these is ever replaced. ``append``: the
+    GitHub Actions step summary (``$GITHUB_STEP_SUMMARY``), added to, never replaced: the
+    step may have written to it before us.
     """
 
     path: Path
     descriptor: int | None = None
     atomic: bool = False
     followed: bool = False
+    append: bool = False
 
 
 # The kernel's "magic" links to a process's open files; the pid is ours for /proc/self.
@@ -560,11 +636,22 @@ def _target(output: str) -> _Target:
         followed = True
     else:
         raise OSError(errno.ELOOP, os.strerror(errno.ELOOP))
+    if _is_step_summary(path):
+        return _Target(path, followed=followed, append=True)
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
         return _Target(path, atomic=True, followed=followed)
     return _Target(path, atomic=stat.S_ISREG(mode), followed=followed)
+
+
+def _is_step_summary(path: Path) -> bool:
+    """Whether ``path`` is this GitHub Actions step's summary file, which each writer adds to
+    (GitHub's convention: ``echo ... >> $GITHUB_STEP_SUMMARY``)."""
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not summary:
+        return False
+    return os.path.realpath(path) == os.path.realpath(summary) or _same_file(path, Path(summary))
 
 
 def _check_writable(
@@ -719,18 +806,23 @@ def _write(output: str | None, text: str | Iterable[str], label: str | None = No
 
 
 def _write_through(target: _Target, text: Iterable[str]) -> None:
-    """Into an open descriptor (in its place and mode: ``>>`` keeps appending) or a device
-    or pipe, which are never replaced."""
+    """Into an open descriptor (in its place and mode: ``>>`` keeps appending), a device or
+    pipe, which are never replaced, or at the end of the step summary."""
     if target.descriptor in (1, 2):
         stream = sys.stdout if target.descriptor == 1 else sys.stderr
         for piece in text:
             stream.write(piece)
         stream.flush()
     elif target.descriptor is not None:
-        with os.fdopen(os.dup(target.descriptor), "w", encoding="utf-8") as stream:
+        with os.fdopen(os.dup(target.descriptor), "w", encoding="utf-8", errors=_ERRORS) as stream:
+            stream.writelines(text)
+    elif target.append:
+        with open(target.path, "a", encoding="utf-8", errors=_ERRORS) as stream:
+            if stream.tell():  # after what the step wrote: our heading starts a new block
+                stream.write("\n")
             stream.writelines(text)
     else:
-        with open(target.path, "w", encoding="utf-8") as stream:
+        with open(target.path, "w", encoding="utf-8", errors=_ERRORS) as stream:
             stream.writelines(text)
 
 
@@ -743,7 +835,7 @@ def _stage(target: _Target, text: Iterable[str]) -> str:
     try:
         # A short prefix: the temporary name must fit where the target's name just fits.
         fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:40]}.")
-        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+        with os.fdopen(fd, "w", encoding="utf-8", errors=_ERRORS) as stream:
             stream.writelines(text)
         mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask()
         os.chmod(temporary, mode)

@@ -84,6 +84,24 @@ def printable(message: str) -> str:
     head = _MAX_LINE_CHARS // 3
     tail = _MAX_LINE_CHARS - head - 5
     for line in message.splitlines()[:_MAX_LINES]:
-        safe = "".join(c if c.isprintable() else repr(c)[1:-1] for c in line)
+        safe = display(line)
         lines.append(safe if len(safe) <= _MAX_LINE_CHARS else f"{safe[:head]} ... {safe[-tail:]}")
     return "\n".join(lines)
+
+
+def display(text: str) -> str:
+    """``text`` (a file name, an array key) as one line that is safe to show anywhere: every
+    character that is not printable (a line break that would start a GitHub workflow command
+    ``::error``, an escape sequence, a bidirectional override) as its Python escape, and a
+    byte that was not UTF-8 (``os.fsdecode``'s surrogate escape) as ``\\xNN``, the byte."""
+    if text.isprintable():
+        return text
+    return "".join(_display_char(c) for c in text)
+
+
+def _display_char(char: str) -> str:
+    if char.isprintable():
+        return char
+    if "\udc80" <= char <= "\udcff":  # a byte os.fsdecode could not decode
+        return f"\\x{ord(char) - 0xDC00:02x}"
+    return repr(char)[1:-1]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from softmax_cli.errors import display
 from softmax_cli.options import DEFAULT_VIEW, View
 from softmax_cli.render.words import sample_label, target_text, verdict_line, verdicts
 from softmax_cli.report import Report, SampleResult
@@ -31,7 +32,7 @@ def render(report: Report, view: View = DEFAULT_VIEW) -> str:
     breaks = ", ".join(f"{i.name} on {s.impls[i.name].breaks}" for i in report.implementations)
     # A plain line, not a command; a line break in a file name must not start one.
     summary = (
-        f"{TOOL}: {_one_line(report.input.logits)}: {s.flagged} of {s.samples} samples "
+        f"{TOOL}: {display(report.input.logits)}: {s.flagged} of {s.samples} samples "
         f"flagged ({breaks.replace(' on ', ' breaks on ', 1)}); {verdict_line(report)}"
     )
     return "".join(f"{line}\n" for line in [*lines, summary])
@@ -73,13 +74,12 @@ def _command(level: str, file: str | None, title: str, message: str) -> str:
     """An annotation pointing at ``file`` (the sample's own: one of several, or the one)."""
     properties = {"title": title}
     if file is not None and file != NOT_A_FILE:
-        properties = {"file": file, **properties}
+        # CR and LF go through the toolkit's escaping (the runner decodes them back); every
+        # other control character, an escape sequence say, must not reach the log raw.
+        shown = "".join(c if c in "\r\n" else display(c) for c in file)
+        properties = {"file": shown, **properties}
     joined = ",".join(f"{key}={_property(value)}" for key, value in properties.items())
     return f"::{level} {joined}::{_data(message)}"
-
-
-def _one_line(value: str) -> str:
-    return value.replace("\r", " ").replace("\n", " ")
 
 
 def _data(value: str) -> str:

@@ -12,6 +12,8 @@ skipped tests as "not run", which a note is not. With nothing flagged there is o
 test case for the file (as ruff does), so a CI system always shows a result. Never capped:
 ``tests`` and ``failures`` are the real counts.
 
+File names are shown with control characters escaped (``errors.display``), as everywhere.
+
 Every document is valid against Jenkins' ``junit-10.xsd`` (the tests hold a copy): the
 ``<testsuites>`` root carries no ``skipped``, and times are seconds with three decimals.
 The suite's ``time`` is ``Report.elapsed`` when whoever ran the check measured it, else 0;
@@ -25,6 +27,7 @@ import math
 import re
 import xml.etree.ElementTree as ET
 
+from softmax_cli.errors import display
 from softmax_cli.options import DEFAULT_VIEW, View
 from softmax_cli.render.words import (
     DETAIL_MEASURES,
@@ -69,12 +72,12 @@ def document(report: Report, view: View = DEFAULT_VIEW) -> ET.Element:
     suite = ET.SubElement(
         root,
         "testsuite",
-        {"name": _text(f"{SUITE}: {info.logits}"), **counts, "skipped": "0", "time": time},
+        {"name": _text(f"{SUITE}: {display(info.logits)}"), **counts, "skipped": "0", "time": time},
     )
     properties = ET.SubElement(suite, "properties")
     for name, value in (
-        ("logits", info.logits),
-        ("targets", info.targets or ""),
+        ("logits", display(info.logits)),
+        ("targets", display(info.targets or "")),
         ("shape", "x".join(map(str, info.shape))),
         ("dtype", info.dtype),
         ("class_axis", str(info.class_axis)),
@@ -83,7 +86,9 @@ def document(report: Report, view: View = DEFAULT_VIEW) -> ET.Element:
     ):
         ET.SubElement(properties, "property", {"name": name, "value": _text(value)})
     for file in info.files:  # several logits files: each one, in order
-        ET.SubElement(properties, "property", {"name": "file", "value": _text(file.logits)})
+        ET.SubElement(
+            properties, "property", {"name": "file", "value": _text(display(file.logits))}
+        )
     suite.extend(cases)
     return root
 
@@ -125,7 +130,7 @@ def _clean_file_case(report: Report, file: str) -> ET.Element:
 def _classname(logits: str) -> str:
     """``softmax-check.`` and the logits path without dots, so Jenkins' split at the last dot
     gives package ``softmax-check`` and class the whole path (see the module docstring)."""
-    return _text(f"{SUITE}.{logits.replace('.', '_')}")
+    return _text(f"{SUITE}.{display(logits).replace('.', '_')}")
 
 
 def _seconds(elapsed: float | None) -> str:

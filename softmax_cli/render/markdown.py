@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
+from softmax_cli.errors import display
 from softmax_cli.options import DEFAULT_VIEW, View
 from softmax_cli.render import health
 from softmax_cli.render.words import (
@@ -182,8 +183,9 @@ def _verdict_cell(verdict: str) -> str:
 
 
 def _escape(text: str) -> str:
-    """Plain text for a table cell or a paragraph: one line, no markup, no cell breaks."""
-    text = " ".join(text.splitlines())
+    """Plain text for a table cell or a paragraph: one line, no markup, no cell breaks, no
+    control character (see ``errors.display``)."""
+    text = display(" ".join(text.splitlines()))
     for char in "\\`*[]<>|":
         text = text.replace(char, "\\" + char)
     return text
@@ -197,8 +199,9 @@ def _targets(info: InputInfo) -> str:
 
 
 def _code(text: str) -> str:
-    """``text`` as a code span, with a fence longer than any run of backticks inside it."""
-    text = " ".join(text.splitlines())
+    """``text`` (a path or key) as a code span, with a fence longer than any run of backticks
+    inside it; control characters escaped (see ``errors.display``)."""
+    text = display(text)
     fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
     return f"{fence}{pad}{text}{pad}{fence}"

@@ -24,6 +24,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from softmax_cli.errors import display
 from softmax_cli.options import DEFAULT_VIEW, View
 from softmax_cli.render import chart, health
 from softmax_cli.render.words import (
@@ -156,7 +157,7 @@ def _input_line(report: Report) -> str:
 def _header(report: Report) -> Text:
     info = report.input
     text = Text("softmax-check ", style="bold")
-    text.append(info.logits, style="bold cyan")
+    text.append(display(info.logits), style="bold cyan")
     text.append(f"\n{dump_text(report)}, {info.dtype} input computed in {report.compute_dtype}, ")
     targets = targets_source(report)
     text.append(f"targets from {targets}" if targets else "no targets")

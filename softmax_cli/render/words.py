@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 
+from softmax_cli.errors import display
 from softmax_cli.options import MaskedMode
 from softmax_cli.report import (
     MEASURES,
@@ -52,10 +53,10 @@ def position_text(sample: SampleResult) -> str:
 
 def file_text(report: Report, sample: SampleResult) -> str:
     """The sample's file, short: without the directory all the files share (the header
-    names it), so a file column stays narrow."""
+    names it), so a file column stays narrow; escaped for display (see ``errors.display``)."""
     assert sample.file is not None
     directory = shared_directory(report)
-    return sample.file[len(directory) :] if directory else sample.file
+    return display(sample.file[len(directory) :] if directory else sample.file)
 
 
 def shared_directory(report: Report) -> str:
@@ -76,13 +77,14 @@ def dump_text(report: Report) -> str:
 
 
 def targets_source(report: Report) -> str | None:
-    """Where the targets came from (``t.npy``, ``each file``), or None without targets."""
+    """Where the targets came from (``t.npy``, ``each file``), or None without targets;
+    escaped for display."""
     info = report.input
     if info.several:
         return "each file" if report.targets is not None else None
     if info.targets is not None and info.target_column is not None:
-        return f"column {info.target_column!r} of {info.targets}"
-    return info.targets
+        return f"column {display(repr(info.target_column))} of {display(info.targets)}"
+    return None if info.targets is None else display(info.targets)
 
 
 def sample_label(sample: SampleResult) -> str:
@@ -120,7 +122,7 @@ def headroom_line(report: Report) -> str:
     if h.min is None:
         return "headroom: undefined (no sample has a finite log-sum-exp)"
     lowest = next(report.results(np.array([h.index])))
-    where = position_text(lowest) + (f" of {lowest.file}" if lowest.file else "")
+    where = position_text(lowest) + (f" of {display(lowest.file)}" if lowest.file else "")
     below = f"{samples_count(h.below)} below {report.min_headroom:g}"
     return f"headroom: min {short_number(h.min)} nats (sample {where}); {below}"
 
