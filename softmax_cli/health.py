@@ -32,13 +32,15 @@ class Statistic:
         values = values[np.isfinite(values)]
         if not len(values):
             return None
-        p50, p99 = np.percentile(values, [50, 99])
+        with np.errstate(over="ignore"):  # the sum of huge values can only be +-inf
+            p50, p99 = np.percentile(values, [50, 99])
+            mean = float(values.mean())
         return cls(
             min=float(values.min()),
             p50=float(p50),
             p99=float(p99),
             max=float(values.max()),
-            mean=float(values.mean()),
+            mean=mean,
         )
 
 
@@ -71,7 +73,8 @@ class HealthSummary:
         return cls(
             max_logit=Statistic.of(max_logit[finite]),
             logsumexp=Statistic.of(lse),
-            z_loss=Statistic.of(lse * lse),
+            # float64 input near 1e155 and beyond: a z-loss of +inf is what it is.
+            z_loss=Statistic.of(_squared(lse)),
             entropy=Statistic.of(entropy[finite]),
             margin=Statistic.of(margin[finite]),
             loss=Statistic.of(stable_loss[has_target]),
@@ -83,3 +86,8 @@ class HealthSummary:
 
 
 HEALTH_NAMES = tuple(f.name for f in fields(HealthSummary))
+
+
+def _squared(values: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):  # overflow to +inf is the right answer
+        return values * values
