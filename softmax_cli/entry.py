@@ -67,6 +67,12 @@ def _say(text: str) -> None:
 
 def main() -> None:
     """Run ``softmax-check``: the console script and ``python -m softmax_cli``."""
+    if sys.argv[1:] == ["--version"]:
+        # Answered before NumPy, Rich and Typer load: what scripts probing for the tool ask.
+        from softmax_cli.version import __version__
+
+        print(f"softmax-check {__version__}")
+        return
     _hold_closed_descriptors()
     # An ignored signal (``nohup``, a shell's background job) stays ignored.
     handled = [
