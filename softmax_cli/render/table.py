@@ -41,11 +41,10 @@ from softmax_cli.render.words import (
     position_text,
     raised_flags,
     shared_directory,
-    short_number,
     target_text,
     targets_source,
+    verdict_head,
     verdict_line,
-    verdict_word,
 )
 from softmax_cli.report import Implementation, PathFlags, Report, SampleResult
 from softmax_cli.sweep import rows, verdict
@@ -507,12 +506,7 @@ def _cell(text: str, column: _Column) -> str:
 def _verdict_lines(sample: SampleResult, flags: PathFlags, width: int) -> list[str]:
     """``BROKEN loss=inf`` on the first line, the raised flags wrapped between words below."""
     raised = raised_flags(sample, flags)
-    first = verdict_word(flags, raised)
-    if flags.loss is not None:
-        first += f" loss={short_number(flags.loss)}"
-    if flags.inaccurate and flags.error is not None:
-        first += f" error={short_number(flags.error)}"
-    lines = [first]
+    lines = [verdict_head(flags, raised)]
     line = ""
     for name in raised:
         if line and len(line) + 1 + len(name) > width:

@@ -192,14 +192,21 @@ def verdict_word(flags: PathFlags, raised: list[str]) -> str:
     return "BROKEN" if flags.breaks else "note" if raised else "ok"
 
 
-def path_verdict(sample: SampleResult, flags: PathFlags) -> str:
-    """``BROKEN loss=inf: overflow, nan_prob`` / ``note loss=2000: underflow`` / ``ok loss=0.4``."""
-    raised = raised_flags(sample, flags)
+def verdict_head(flags: PathFlags, raised: list[str]) -> str:
+    """``BROKEN loss=inf`` / ``note loss=2000`` / ``ok loss=0.4`` (and ``error=`` when a
+    user's implementation is inaccurate): a verdict before its flags."""
     verdict = verdict_word(flags, raised)
     if flags.loss is not None:
         verdict += f" loss={short_number(flags.loss)}"
     if flags.inaccurate and flags.error is not None:
         verdict += f" error={short_number(flags.error)}"
+    return verdict
+
+
+def path_verdict(sample: SampleResult, flags: PathFlags) -> str:
+    """``BROKEN loss=inf: overflow, nan_prob`` / ``note loss=2000: underflow`` / ``ok loss=0.4``."""
+    raised = raised_flags(sample, flags)
+    verdict = verdict_head(flags, raised)
     return f"{verdict}: {', '.join(raised)}" if raised else verdict
 
 
