@@ -71,7 +71,9 @@ def test_never_in_ci_formats(fmt: OutputFormat) -> None:
     assert "log Z per sample" not in text and "█" not in text
 
 
+@pytest.mark.plot
 def test_plot_writes_a_png(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
     np.save(tmp_path / "x.npy", spread())
     out = tmp_path / "chart.png"
     result = CliRunner().invoke(app, [str(tmp_path / "x.npy"), "--plot", str(out), "--no-config"])
