@@ -16,7 +16,6 @@ import argparse
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -27,6 +26,8 @@ DATA = HERE / "data"
 SHAPES = {"default": (4096, 32000), "wide": (1024, 131072), "long": (1 << 20, 128)}
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
+
+from proc_memory import run_sampled  # noqa: E402
 
 
 def make_dump(rows: int, classes: int, extreme: float = 0.01, seed: int = 0) -> tuple[Path, Path]:
@@ -154,29 +155,7 @@ def peak_anonymous_memory(logits: Path, targets: Path) -> None:
     command = [sys.executable, "-m", "softmax_cli", str(logits), "--targets", str(targets),
                "--format", "json", "--output", "/dev/null"]  # fmt: skip
     env = {"PYTHONPATH": str(HERE.parent), "PATH": "/usr/bin:/bin"}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
-    peak = {"RssAnon": 0, "RssFile": 0, "VmHWM": 0}
-    stop = threading.Event()
-
-    def sample() -> None:
-        status = Path(f"/proc/{process.pid}/status")
-        while not stop.is_set():
-            try:
-                for line in status.read_text().splitlines():
-                    key, _, value = line.partition(":")
-                    if key in peak:
-                        peak[key] = max(peak[key], int(value.split()[0]))
-            except (FileNotFoundError, ProcessLookupError, ValueError):
-                return
-            time.sleep(0.002)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    start = time.perf_counter()
-    process.wait()
-    elapsed = time.perf_counter() - start
-    stop.set()
-    sampler.join()
+    _, elapsed, peak = run_sampled(command, env)
     size = logits.stat().st_size
     print(f"{logits.name}: {size / 2**30:.2f} GiB, whole process {elapsed:.2f} s")
     print(f"peak RssAnon {peak['RssAnon'] / 1024:.0f} MiB (anonymous: heap and buffers), "

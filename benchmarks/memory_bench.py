@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
+from proc_memory import run_sampled
 
 HERE = Path(__file__).resolve().parent
 
@@ -57,29 +55,7 @@ def peak(logits: Path, targets: Path) -> tuple[float, dict[str, int]]:
     command = [sys.executable, "-m", "softmax_cli", str(logits), "--targets", str(targets),
                "--format", "json", "-o", os.devnull, "--fail-on", "none"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
-    found = {"RssAnon": 0, "RssFile": 0, "VmHWM": 0}
-    stop = threading.Event()
-
-    def sample() -> None:
-        status = Path(f"/proc/{process.pid}/status")
-        while not stop.is_set():
-            try:
-                for line in status.read_text().splitlines():
-                    key, _, value = line.partition(":")
-                    if key in found:
-                        found[key] = max(found[key], int(value.split()[0]))
-            except (FileNotFoundError, ProcessLookupError, ValueError):
-                return
-            time.sleep(0.002)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    start = time.perf_counter()
-    code = process.wait()
-    elapsed = time.perf_counter() - start
-    stop.set()
-    sampler.join()
+    code, elapsed, found = run_sampled(command, env)
     if code not in (0, 1):
         sys.exit(f"{command} exited {code}")
     return elapsed, found
