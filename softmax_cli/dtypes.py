@@ -33,20 +33,35 @@ class ComputeDtype:
         """True when arithmetic runs in a wider ``work`` dtype and is rounded to ``storage``."""
         return self.storage != self.work
 
-    def round(self, values: np.ndarray, scratch: np.ndarray | None = None) -> np.ndarray:
+    def round(
+        self,
+        values: np.ndarray,
+        scratch: np.ndarray | None = None,
+        *,
+        finite: bool = False,
+        in_range: bool = False,
+    ) -> np.ndarray:
         """Round ``values`` (of the work dtype) to the nearest value of D, in place.
 
         ``scratch``, an array of D shaped like ``values``, saves an allocation where the
         cast is used. Arrays of float32 are rounded on their bits instead, by
         :func:`_round_to_float16` and :func:`_round_to_bfloat16`: bit for bit the casts'
         results, several times faster (float16: some 50 times on exp(x - max) rows).
+        ``finite=True`` says the caller knows ``values`` holds no NaN, which saves the
+        bfloat16 route its NaN check (a pass over the values). ``in_range=True`` says the
+        caller reads no result whose magnitude is beyond D's largest finite value (so it
+        does not care whether that is inf) and does not read the sign of a zero result;
+        float16 then takes :func:`_round_to_float16_in_range`, five passes instead of eight.
         """
         if not self.is_emulated:
             return values
         if values.dtype == _F32 and values.size > _SMALL:
             if self.storage == _F16:
+                if in_range:
+                    return _round_to_float16_in_range(values)
                 return _round_to_float16(values)
-            if self.storage == _BF16 and not np.isnan(values.max()):  # max is NaN if any is
+            # max is NaN if any value is
+            if self.storage == _BF16 and (finite or not np.isnan(values.max())):
                 return _round_to_bfloat16(values)
         if scratch is None:
             values[...] = values.astype(self.storage)
@@ -75,6 +90,14 @@ class ComputeDtype:
                 return _float16_to_float32(values, out)
             np.copyto(out, values)
             return _round_to_float16(out)
+        if values.dtype == _BF16 and self.work == _F32 and out is not None:
+            # bfloat16 is the high half of a float32: a shift widens it exactly, NaN and
+            # inf included, in a third less time than ml_dtypes' cast.
+            if out.flags.c_contiguous:
+                bits = out.view(np.uint32)
+                np.copyto(bits, values.view(np.uint16))
+                np.left_shift(bits, np.uint32(16), out=bits)
+                return out
         with np.errstate(over="ignore", invalid="ignore"):
             if self.is_emulated and values.dtype != self.storage:
                 values = values.astype(self.storage)
@@ -226,6 +249,35 @@ def _round_to_float16(values: np.ndarray) -> np.ndarray:
             np.rint(x, out=x)
             np.multiply(x, scale_down.view(np.float32), out=x)
             np.multiply(x, _UNSCALE, out=x)
+    return values
+
+
+_MAGIC = np.uint32((13 << 23) | 0x400000)  # added to the clipped 2**e: the bits of 1.5 * 2**(e+13)
+
+
+def _round_to_float16_in_range(values: np.ndarray) -> np.ndarray:
+    """As :func:`_round_to_float16` where the caller reads neither zero signs nor results
+    beyond float16's range; in five passes instead of eight.
+
+    With ``2**e`` the clipped binade of ``x`` as there, ``c = 1.5 * 2**(e + 13)`` has an ulp
+    of ``q = 2**(e - 10)``, float16's spacing at ``x``, and ``|x| < 2**(e + 1)`` keeps
+    ``x + c`` inside c's binade, so the float32 addition rounds ``x`` to a multiple of ``q``,
+    to nearest, ties to even (``c / q = 1.5 * 2**23`` is even, so the sum's last bit is the
+    multiple's); ``(x + c) - c`` is then exact. NaN and inf pass through unchanged. What it
+    does not do: a result that rounds to 0 is +0 even for a negative ``x`` (the cast gives
+    -0), and where float16 overflows (``|x| >= 65520``) the result is finite (at least
+    65536) rather than inf. The fast path rounds ``x - max`` (which only goes on to ``exp``,
+    where -0 and +0, or -65536 and -inf, give the same) and exponentials bounded by a
+    finite rounded ``exp(max)``: neither difference can reach it.
+    """
+    with np.errstate(invalid="ignore"):  # signalling NaNs
+        for x, magic, _ in _blocks(values):
+            np.bitwise_and(x.view(np.uint32), _EXPONENT, out=magic)
+            np.clip(magic, _MIN_EXPONENT, _MAX_EXPONENT, out=magic)
+            np.add(magic, _MAGIC, out=magic)
+            c = magic.view(np.float32)
+            np.add(x, c, out=x)
+            np.subtract(x, c, out=x)
     return values
 
 

@@ -96,6 +96,9 @@ def reduce_rows(
     """The per-row scalars of ``x`` (rows, classes), any real dtype, ``piece_rows`` at a time.
 
     ``targets`` holds a class index per row, or -1 (the entry at class 0 is then read).
+
+    The piece is read from memory once, by ``max``; every later pass finds its operands in
+    the L2 cache.
     """
     n, classes = x.shape
     out = RowScalars.empty(n, dtype)
@@ -109,24 +112,23 @@ def reduce_rows(
         piece = dtype.to_work(x[rows], out=x_buf[: stop - start])
         e = e_buf[: stop - start]
         d = d_buf[: stop - start]
-        at_target = (np.arange(stop - start), picked[rows])
+        count = np.arange(stop - start)
+        at_target = (count, picked[rows])
         with np.errstate(all="ignore"):  # NaN, inf and masked rows are sorted out in derive
             if narrows:
                 out.out_of_range[rows] = (np.isinf(piece) & ~np.isinf(x[rows])).any(axis=1)
-            # argmax, not max: the second-largest entry is the max with this one masked.
-            # (A NaN row's argmax is its first NaN, so m is NaN as max would make it.)
-            top = (np.arange(stop - start), piece.argmax(axis=1))
-            m = piece[top]
+            m = piece.max(axis=1)  # NaN if the row holds one
             out.max[rows] = m
             out.logit_t[rows] = piece[at_target]
-            # Naive: the kernel's r(exp(x)), first: the piece is read once more,
-            # for x - m, while it is still in cache.
-            np.exp(piece, out=e)
-            dtype.round(e, scratch=d)
-            out.naive_sum[rows] = kernels.sum_rows(e, dtype)
-            out.naive_exp_t[rows] = e[at_target]
-            # x - m, unrounded (exact to half an ulp of the work dtype).
+            # With every maximum finite there is no NaN in x - m, exp(x - m) or exp(x): the
+            # roundings to D can skip their own NaN check.
+            finite = bool(np.isfinite(m).all())
+            _naive(piece, m, out.logit_t[rows], at_target, dtype, (e, d), out, rows)
+            # x - m, unrounded (exact to half an ulp of the work dtype); 0 at the maximum.
             shifted = np.subtract(piece, m[:, None], out=e)
+            # argmax here, not on the piece: NumPy's argmax takes twice max's time when it
+            # waits for memory, and as long as max when the values are in cache.
+            top = (count, shifted.argmax(axis=1))
             kept = shifted[top]
             shifted[top] = -np.inf
             # With one class there is no second entry: NaN, for a null margin.
@@ -142,13 +144,15 @@ def reduce_rows(
             out.weighted[rows] = weighted
             if dtype.is_emulated:
                 # log Z from exp(x - m) before any rounding to D: the rounded sum is off by
-                # up to half an ulp of D (2e-3 in bfloat16), the unrounded one by ~1e-7.
-                out.exact_sum[rows] = exact.sum(axis=1, dtype=np.float64)
+                # up to half an ulp of D (2e-3 in bfloat16), the unrounded one by ~1e-7
+                # (float32's pairwise summation, as the float32 check's own log Z).
+                out.exact_sum[rows] = exact.sum(axis=1)
                 # Stable: the kernel's r(exp(r(x - m))), in place.
-                dtype.round(e, scratch=d)
-                np.exp(e, out=e)
-                dtype.round(e, scratch=d)
-                stable_e = e
+                # In range: r(x - m) goes on to exp, where -0 and +0 (or -65536 and -inf in
+                # float16) are alike, and exp(r(x - m)) <= 1.
+                dtype.round(shifted, scratch=d, finite=finite, in_range=True)
+                np.exp(shifted, out=shifted)
+                stable_e = dtype.round(shifted, scratch=d, finite=finite, in_range=True)
             else:
                 stable_e = exact  # r is the identity: exp(x - m) is the kernel's e
             out.stable_sum[rows] = kernels.sum_rows(stable_e, dtype)
@@ -156,6 +160,47 @@ def reduce_rows(
                 out.exact_sum[rows] = out.stable_sum[rows]
             out.stable_exp_t[rows] = stable_e[at_target]
     return out
+
+
+def _naive(
+    piece: np.ndarray,
+    m: np.ndarray,
+    logit_t: np.ndarray,
+    at_target: tuple[np.ndarray, np.ndarray],
+    dtype: ComputeDtype,
+    buffers: tuple[np.ndarray, np.ndarray],
+    out: RowScalars,
+    rows: slice,
+) -> None:
+    """The naive path's sum and entry at the target: the kernel's r(exp(x)), summed.
+
+    Only the rows whose ``r(exp(m))`` is finite and nonzero need the pass. Where it is
+    ``+inf`` (float16: a maximum above 11.09), every entry is at most ``exp(m)`` and at least
+    0 (exp and rounding are monotonic, and ``m`` finite means no NaN), so the sum is ``+inf``
+    whatever the others are; where it is 0, every entry is 0 and so is the sum. Either way
+    the entry at the target matters to :func:`derive` only through being finite or not
+    (``e_t / inf`` is 0 or NaN, ``e_t / 0`` never happens with ``e_t = 0``), which the
+    scalar ``r(exp(x_t))`` tells. Rows with a NaN or infinite maximum are the reference
+    kernels' (undecided), so their naive scalars are never read.
+    """
+    e, d = buffers
+    e_max = dtype.round(np.exp(m))
+    out.naive_sum[rows] = e_max
+    out.naive_exp_t[rows] = dtype.round(np.exp(logit_t))
+    needed = np.isfinite(m) & (e_max > 0) & (e_max < np.inf)
+    if needed.all():
+        # In range: every e is at most r(exp(m)), finite; no e is a zero whose sign is read.
+        naive_e = dtype.round(np.exp(piece, out=e), scratch=d, finite=True, in_range=True)
+        out.naive_sum[rows] = kernels.sum_rows(naive_e, dtype)
+        out.naive_exp_t[rows] = naive_e[at_target]
+        return
+    which = np.flatnonzero(needed)
+    if not len(which):
+        return
+    naive_e = np.exp(piece[which], out=e[: len(which)])
+    naive_e = dtype.round(naive_e, scratch=d[: len(which)], finite=True, in_range=True)
+    out.naive_sum[rows][which] = kernels.sum_rows(naive_e, dtype)
+    out.naive_exp_t[rows][which] = naive_e[np.arange(len(which)), at_target[1][which]]
 
 
 def _weighted(rows: np.ndarray, m: np.ndarray) -> np.ndarray:

@@ -172,6 +172,35 @@ def test_round_matches_the_cast_on_every_float32() -> None:
         assert_same_bits(rounded(values.view(np.float32)), cast(values.view(np.float32)))
 
 
+def in_range(values: np.ndarray) -> np.ndarray:
+    """FLOAT16.round(in_range=True) on a copy, with the zeros it may sign differently as +0,
+    and everything float16 rounds to inf left out (the caller promises to read neither)."""
+    kept = values[~(np.abs(values) >= 65520)]  # NaN stays
+    got = FLOAT16.round(kept.copy(), in_range=True)
+    return kept, np.where(got == 0, np.float32(0), got)
+
+
+def test_in_range_round_matches_the_cast_on_every_boundary(boundaries: np.ndarray) -> None:
+    kept, got = in_range(boundaries)
+    expected = cast(kept)
+    assert_same_bits(got, np.where(expected == 0, np.float32(0), expected))
+
+
+def test_in_range_round_matches_the_cast_on_random_bit_patterns() -> None:
+    values = np.random.default_rng(7).integers(0, 1 << 32, 10_000_000, dtype=np.uint32)
+    kept, got = in_range(values.view(np.float32))
+    expected = cast(kept)
+    assert_same_bits(got, np.where(expected == 0, np.float32(0), expected))
+
+
+def test_in_range_round_is_what_it_says_beyond_the_range() -> None:
+    # The two liberties it takes, and no other: +0 for a negative tiny, finite at 65520.
+    got = FLOAT16.round(np.array([-1e-9, 65520.0, np.inf, -np.inf] * 32, np.float32), in_range=True)
+    assert got[0] == 0 and not np.signbit(got[0])
+    assert got[1] == 65536.0
+    assert got[2] == np.inf and got[3] == -np.inf
+
+
 def every_value_and_boundary(storage: type) -> np.ndarray:
     """As ``boundaries``, for any 16-bit D."""
     values = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(storage)
