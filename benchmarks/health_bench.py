@@ -30,7 +30,9 @@ from bench import make_dump  # noqa: E402
 TIMED = r"""
 import sys, time
 import numpy as np
+import softmax_cli
 from softmax_cli import check
+assert softmax_cli.__file__.startswith(sys.argv[3]), softmax_cli.__file__
 x = np.load(sys.argv[1], mmap_mode="r"); t = np.load(sys.argv[2])
 check(x, t)
 times = []
@@ -46,7 +48,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
     logits, targets = make_dump(4096, 32000)
-    with tempfile.TemporaryDirectory() as base:
+    with tempfile.TemporaryDirectory() as base, tempfile.TemporaryDirectory() as neutral:
         archive = subprocess.run(
             ["git", "-C", str(ROOT), "archive", args.base, "softmax_cli"],
             capture_output=True,
@@ -59,9 +61,12 @@ def main() -> None:
         for _ in range(args.rounds):
             for name, tree in trees.items():
                 env = {**os.environ, "PYTHONPATH": tree}
+                # Run outside the checkout: `python -c` puts the working directory first on
+                # sys.path, and from the checkout's root that is this tree's package.
                 out = subprocess.run(
-                    [sys.executable, "-c", TIMED, str(logits), str(targets)],
+                    [sys.executable, "-c", TIMED, str(logits), str(targets), tree],
                     env=env,
+                    cwd=neutral,
                     capture_output=True,
                     text=True,
                     check=True,

@@ -97,8 +97,10 @@ def reduce_rows(
 
     ``targets`` holds a class index per row, or -1 (the entry at class 0 is then read).
 
-    The piece is read from memory once, by ``max``; every later pass finds its operands in
-    the L2 cache.
+    The piece is read from memory once; every later pass finds its operands in the L2
+    cache. A piece of the work dtype is first read by the naive exp, which computes long
+    enough per element to hide the wait for memory (``max`` first would wait and leave
+    exp as slow); one that needs converting is read by the conversion.
     """
     n, classes = x.shape
     out = RowScalars.empty(n, dtype)
@@ -117,13 +119,17 @@ def reduce_rows(
         with np.errstate(all="ignore"):  # NaN, inf and masked rows are sorted out in derive
             if narrows:
                 out.out_of_range[rows] = (np.isinf(piece) & ~np.isinf(x[rows])).any(axis=1)
-            m = piece.max(axis=1)  # NaN if the row holds one
-            out.max[rows] = m
             out.logit_t[rows] = piece[at_target]
-            # With every maximum finite there is no NaN in x - m, exp(x - m) or exp(x): the
+            if dtype.is_emulated:
+                m = piece.max(axis=1)  # NaN if the row holds one
+                _naive(piece, m, out.logit_t[rows], at_target, dtype, (e, d), out, rows)
+            else:
+                _naive(piece, None, out.logit_t[rows], at_target, dtype, (e, d), out, rows)
+                m = piece.max(axis=1)
+            out.max[rows] = m
+            # With every maximum finite there is no NaN in x - m or exp(x - m): the
             # roundings to D can skip their own NaN check.
             finite = bool(np.isfinite(m).all())
-            _naive(piece, m, out.logit_t[rows], at_target, dtype, (e, d), out, rows)
             # x - m, unrounded (exact to half an ulp of the work dtype); 0 at the maximum.
             shifted = np.subtract(piece, m[:, None], out=e)
             # argmax here, not on the piece: NumPy's argmax takes twice max's time when it
@@ -164,7 +170,7 @@ def reduce_rows(
 
 def _naive(
     piece: np.ndarray,
-    m: np.ndarray,
+    m: np.ndarray | None,
     logit_t: np.ndarray,
     at_target: tuple[np.ndarray, np.ndarray],
     dtype: ComputeDtype,
@@ -174,7 +180,8 @@ def _naive(
 ) -> None:
     """The naive path's sum and entry at the target: the kernel's r(exp(x)), summed.
 
-    Only the rows whose ``r(exp(m))`` is finite and nonzero need the pass. Where it is
+    Given the row maxima ``m``, only the rows whose ``r(exp(m))`` is finite and nonzero get
+    the pass (without, every row does). Where it is
     ``+inf`` (float16: a maximum above 11.09), every entry is at most ``exp(m)`` and at least
     0 (exp and rounding are monotonic, and ``m`` finite means no NaN), so the sum is ``+inf``
     whatever the others are; where it is 0, every entry is 0 and so is the sum. Either way
@@ -184,13 +191,18 @@ def _naive(
     kernels' (undecided), so their naive scalars are never read.
     """
     e, d = buffers
-    e_max = dtype.round(np.exp(m))
-    out.naive_sum[rows] = e_max
-    out.naive_exp_t[rows] = dtype.round(np.exp(logit_t))
-    needed = np.isfinite(m) & (e_max > 0) & (e_max < np.inf)
+    if m is None:
+        needed = np.ones(len(piece), dtype=bool)
+    else:
+        e_max = dtype.round(np.exp(m))
+        out.naive_sum[rows] = e_max
+        out.naive_exp_t[rows] = dtype.round(np.exp(logit_t))
+        needed = np.isfinite(m) & (e_max > 0) & (e_max < np.inf)
+    # Given m, the rows left hold no NaN, and every e is at most r(exp(m)), finite: in range
+    # (no e is a zero whose sign is read, either).
+    known = m is not None
     if needed.all():
-        # In range: every e is at most r(exp(m)), finite; no e is a zero whose sign is read.
-        naive_e = dtype.round(np.exp(piece, out=e), scratch=d, finite=True, in_range=True)
+        naive_e = dtype.round(np.exp(piece, out=e), scratch=d, finite=known, in_range=known)
         out.naive_sum[rows] = kernels.sum_rows(naive_e, dtype)
         out.naive_exp_t[rows] = naive_e[at_target]
         return
@@ -198,7 +210,7 @@ def _naive(
     if not len(which):
         return
     naive_e = np.exp(piece[which], out=e[: len(which)])
-    naive_e = dtype.round(naive_e, scratch=d[: len(which)], finite=True, in_range=True)
+    naive_e = dtype.round(naive_e, scratch=d[: len(which)], finite=known, in_range=known)
     out.naive_sum[rows][which] = kernels.sum_rows(naive_e, dtype)
     out.naive_exp_t[rows][which] = naive_e[np.arange(len(which)), at_target[1][which]]
 
