@@ -120,6 +120,8 @@ def check_targets(
             f"mark samples without a target with the ignore index ({ignore_index}), "
             "or pass the one your data uses with --ignore-index",
         )
+    if flat.dtype == np.int64 and isinstance(flat, np.memmap) and not flat.flags.writeable:
+        return flat  # a read-only mapped file: its pages are the file's, not a copy's
     return flat.astype(np.int64)
 
 
