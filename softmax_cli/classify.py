@@ -292,25 +292,29 @@ def _classify(
     """
     n = sum(p.rows.count for p in parts)
     implementations = (*BUILTIN, *(o.implementation for o in own))
-    results = [(Findings.blank(n, implementations), Measures.empty(n))]
-    results += [(Findings.blank(n), Measures.empty(n)) for _ in dtypes[1:]]
+    results = [
+        (Findings.blank(n, mine, d.work), Measures.empty(n, d.work))
+        for mine, d in zip((implementations, *(BUILTIN for _ in dtypes[1:])), dtypes, strict=True)
+    ]
     classes = parts[0].rows.classes
     pieces = [_piece_rows(classes, dtype) for dtype in dtypes]
-    # -1 marks "no target" for the block classifiers.
-    row_targets = [
-        None if p.targets is None else np.where(p.targets == ignore_index, -1, p.targets)
-        for p in parts
-    ]
+
+    def row_targets(which: int, start: int, stop: int) -> np.ndarray | None:
+        # -1 marks "no target" for the block classifiers; made a block at a time, so no
+        # copy of a dump's targets is held.
+        given = parts[which].targets
+        if given is None:
+            return None
+        given = given[start:stop]
+        return np.where(given == ignore_index, -1, given)
 
     def classify_rows(task: tuple[int, int, int]) -> int:
         which, start, stop = task
-        part, targets = parts[which], row_targets[which]
+        part, targets = parts[which], row_targets(*task)
         x = part.rows.block(start, stop)
         at = slice(part.first_index + start, part.first_index + stop)
         for dtype, piece, (findings, measures) in zip(dtypes, pieces, results, strict=True):
-            block_findings, block_measures = classify_block(
-                x, None if targets is None else targets[start:stop], dtype, piece
-            )
+            block_findings, block_measures = classify_block(x, targets, dtype, piece)
             findings.put(at, block_findings)
             measures.put(at, block_measures)
         return stop - start
@@ -333,13 +337,13 @@ def _classify(
         dtype, (findings, measures) = dtypes[0], results[0]
         rtol = impl.rtol_for(dtype, impl_rtol)
         for which, start, stop in tasks:
-            part, targets = parts[which], row_targets[which]
+            part, targets = parts[which], row_targets(which, start, stop)
             x = part.rows.block(start, stop)
-            block_targets = np.full(stop - start, -1) if targets is None else targets[start:stop]
+            block_targets = np.full(stop - start, -1) if targets is None else targets
             at = slice(part.first_index + start, part.first_index + stop)
             for o in own:
                 rows_of_own = impl.run_block(
-                    o, x, block_targets, dtype, ignore_index, rtol, measures.log_partition[at]
+                    o, x, block_targets, dtype, ignore_index, rtol, measures.log_partition_at(at)
                 )
                 findings.impls[o.name].put(at, rows_of_own)
                 done += stop - start

@@ -77,7 +77,7 @@ def classify(
 
     distributed = _distributed()
     n = sum(p.rows.count for p in parts)
-    findings, measures = Findings.blank(n), Measures.empty(n)
+    findings, measures = Findings.blank(n, work=dtype.work), Measures.empty(n, dtype.work)
     piece = _piece_rows(parts[0].rows.classes, dtype)
     sources = [_source(p, options, dtype, piece, keys) for p in parts]
     names = {s.logits: p.loaded.logits_name for s, p in zip(sources, parts, strict=True)}

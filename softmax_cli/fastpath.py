@@ -223,27 +223,24 @@ def _weighted(rows: np.ndarray, m: np.ndarray) -> np.ndarray:
 
 
 def measures(scalars: RowScalars, logsumexp: np.ndarray, dtype: ComputeDtype) -> Measures:
-    """The measures of the rows: what the stable code computes, log Z to ~1e-7, and each
-    row's entropy and margin (NaN, shown as null, where log Z is not finite)."""
+    """The measures of the rows, in the work dtype: what the stable code computes, log Z's
+    log(s) to ~1e-7, and each row's entropy and margin (NaN where log Z is not finite)."""
+    work = dtype.work
     # log(0) and inf - inf on masked and NaN rows; a signalling NaN's "invalid" in the cast.
     with np.errstate(all="ignore"):
-        m = scalars.max.astype(np.float64)
-        log_partition = np.where(np.isfinite(m), m + np.log(scalars.exact_sum), m)
-        headroom = dtype.log_max - np.abs(log_partition)
         # H = -sum(p log p) with p = e / s and log p = (x - m) - log s.
         s = scalars.exact_sum
-        entropy = np.log(s) - scalars.weighted.astype(np.float64) / s
-        margin = 0.0 - scalars.second.astype(np.float64)  # +0, not -0, on a tie
-        logsumexp = logsumexp.astype(np.float64)
-    defined = np.isfinite(log_partition)
+        log_sum = np.log(s)
+        entropy = log_sum - scalars.weighted.astype(np.float64) / s
+        margin = work.type(0) - scalars.second  # +0, not -0, on a tie
+    defined = np.isfinite(scalars.max)
     return Measures(
-        max_logit=m,
-        logsumexp=logsumexp,
-        log_partition=log_partition,
-        headroom=np.where(defined, headroom, np.nan),
+        max_logit=scalars.max,
+        logsumexp=logsumexp.astype(work, copy=False),
+        log_sum=np.where(defined, log_sum, np.nan).astype(work),
         # Rounding can leave -1e-8 on a one-hot row; entropy is never negative.
-        entropy=np.where(defined, np.maximum(entropy, 0.0), np.nan),
-        margin=np.where(defined, margin, np.nan),  # NaN (null) with one class
+        entropy=np.where(defined, np.maximum(entropy, 0.0), np.nan).astype(work),
+        margin=np.where(defined, margin, np.nan).astype(work, copy=False),  # NaN with one class
     )
 
 

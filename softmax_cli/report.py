@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
+from softmax_cli.dtypes import COMPUTE_DTYPES
 from softmax_cli.health import HealthSummary
 from softmax_cli.options import Category, MaskedMode
 
@@ -110,9 +111,16 @@ BUILTIN = (NAIVE, STABLE)
 # --- per-sample columns --------------------------------------------------------------------
 
 
-def column(dtype: type | np.dtype, fill: Any, **about: Any) -> Any:
-    """A per-sample column of ``dtype``, ``fill`` where nothing was computed."""
-    return field(metadata={"dtype": np.dtype(dtype), "fill": fill, **about})
+# A column's dtype that is the compute dtype's work dtype (float32 for float32, float16 and
+# bfloat16, float64 for float64): the values computed in D fit it exactly, and the accurate
+# ones (~1e-7) lose nothing a float32 does not hold. Given to :meth:`Columns.empty`.
+WORK = None
+
+
+def column(dtype: type | np.dtype | None, fill: Any) -> Any:
+    """A per-sample column of ``dtype`` (``WORK``: the work dtype), ``fill`` where nothing
+    was computed."""
+    return field(metadata={"dtype": None if dtype is None else np.dtype(dtype), "fill": fill})
 
 
 class Columns:
@@ -120,15 +128,18 @@ class Columns:
     sample, or a mapping of names to nested column sets (one per implementation)."""
 
     @classmethod
-    def empty(cls, count: int, **nested: Mapping[str, type[Columns]]) -> Self:
-        """``count`` rows of fill values; ``nested`` gives the keys and column-set types of
-        the mapping fields."""
+    def empty(
+        cls, count: int, work: np.dtype | type = np.float64, **nested: Mapping[str, type[Columns]]
+    ) -> Self:
+        """``count`` rows of fill values, ``WORK`` columns in ``work``; ``nested`` gives the
+        keys and column-set types of the mapping fields."""
         values: dict[str, Any] = {}
         for spec in dataclasses.fields(cls):  # type: ignore[arg-type]
             if "dtype" in spec.metadata:
-                values[spec.name] = np.full(count, spec.metadata["fill"], spec.metadata["dtype"])
+                dtype = spec.metadata["dtype"] or np.dtype(work)
+                values[spec.name] = np.full(count, spec.metadata["fill"], dtype)
             else:
-                values[spec.name] = {k: t.empty(count) for k, t in nested[spec.name].items()}
+                values[spec.name] = {k: t.empty(count, work) for k, t in nested[spec.name].items()}
         return cls(**values)
 
     def put(self, where: slice | np.ndarray, part: Self) -> None:
@@ -182,15 +193,17 @@ class ImplRows(Columns):
     """One implementation's results per sample: its :class:`Flag` bits and its loss."""
 
     flags: np.ndarray = column(np.uint8, 0)
-    loss: np.ndarray = column(np.float64, np.nan)  # NaN where the sample has no target
+    # A value of D: the built-in paths compute it there. NaN where the sample has no target.
+    loss: np.ndarray = column(WORK, np.nan)
 
 
 @dataclass(frozen=True, eq=False)
 class OwnImplRows(ImplRows):
     """A user's implementation per sample: also the float64 reference loss it is held to
     and its ``error`` against it (NaN where either loss is not finite or there is no
-    target)."""
+    target). Its loss is kept in float64: a user's function may return any dtype."""
 
+    loss: np.ndarray = column(np.float64, np.nan)
     reference: np.ndarray = column(np.float64, np.nan)
     error: np.ndarray = column(np.float64, np.nan)
 
@@ -204,59 +217,82 @@ class Findings(Columns):
     impls: Mapping[str, ImplRows] = field(default_factory=dict)
 
     @classmethod
-    def blank(cls, count: int, implementations: tuple[Implementation, ...] = BUILTIN) -> Self:
-        return cls.empty(count, impls={i.name: i.rows for i in implementations})
+    def blank(
+        cls,
+        count: int,
+        implementations: tuple[Implementation, ...] = BUILTIN,
+        work: np.dtype | type = np.float64,
+    ) -> Self:
+        """``count`` rows of fill values, the losses in ``work`` (the work dtype)."""
+        return cls.empty(count, work, impls={i.name: i.rows for i in implementations})
 
 
-def measure(
-    label: str,
-    *,
-    table: bool = True,
-    json: bool = True,
-    null: bool = False,
-    category: Category | None = None,
-) -> Any:
-    """A per-sample float64 measure of the logits: ``label`` heads its table column (if
-    ``table``), ``json`` puts it in each JSON sample, where NaN is ``null`` with ``null``
-    (the measure is undefined there) and ``"nan"`` otherwise; ``category`` is the
-    ``fail_on`` category that judges it (a listing marks the samples that fall in it)."""
-    return column(
-        np.float64, np.nan, label=label, table=table, json=json, null=null, category=category
-    )
+_ALL = slice(None)
 
 
 @dataclass(frozen=True, eq=False)
 class Measures(Columns):
-    """Numbers about each sample's logits in the compute dtype, shown beside the flags."""
+    """Numbers about each sample's logits in the compute dtype, shown beside the flags; each
+    is kept in the work dtype (4 bytes a sample for float32 and narrower). ``log Z`` and the
+    headroom are derived from them when asked (:meth:`column`)."""
 
-    max_logit: np.ndarray = measure("max logit")
+    max_logit: np.ndarray = column(WORK, np.nan)
     # What the stable code in D computes: m + log(s), rounded to D.
-    logsumexp: np.ndarray = measure("logsumexp")
-    # log Z from the row's values in D, accurate to ~1e-7 (no rounding to D on the way).
-    log_partition: np.ndarray = measure("log Z", table=False, json=False)
-    # ln(max_finite(D)) - |log Z|: how far the row is from the naive code's edge.
-    headroom: np.ndarray = measure("headroom", null=True, category=Category.headroom)
+    logsumexp: np.ndarray = column(WORK, np.nan)
+    # log(sum(exp(x - m))) from the row's values in D without rounding to D, in [0,
+    # log(classes)]: log Z = m + log_sum is then accurate to ~1e-7 (absolute) whatever m is.
+    log_sum: np.ndarray = column(WORK, np.nan)
     # Of the stable softmax, in nats: 0 for a one-hot row, log(classes) for a uniform one.
-    entropy: np.ndarray = measure("entropy", table=False, null=True)
-    # Largest minus second-largest logit (how decided the row is); null with one class.
-    margin: np.ndarray = measure("margin", table=False, null=True)
+    entropy: np.ndarray = column(WORK, np.nan)
+    # Largest minus second-largest logit (how decided the row is); NaN with one class.
+    margin: np.ndarray = column(WORK, np.nan)
+
+    def log_partition_at(self, where: slice | np.ndarray = _ALL) -> np.ndarray:
+        """log Z of the rows at ``where``, float64, accurate to ~1e-7; +-inf or NaN where
+        the maximum is (masked, NaN and +inf rows)."""
+        with np.errstate(invalid="ignore"):  # a signalling NaN's "invalid" in the cast
+            log_partition = self.max_logit[where].astype(np.float64)
+        np.add(
+            log_partition, self.log_sum[where], out=log_partition, where=np.isfinite(log_partition)
+        )
+        return log_partition
+
+    def headroom_at(self, log_max: float, where: slice | np.ndarray = _ALL) -> np.ndarray:
+        """ln(max_finite(D)) - |log Z| of the rows at ``where`` (``log_max`` is D's
+        ln(max_finite)), float64: how far each row is from the naive code's edge; NaN where
+        log Z is not finite."""
+        log_partition = self.log_partition_at(where)
+        with np.errstate(invalid="ignore"):
+            return np.where(np.isfinite(log_partition), log_max - np.abs(log_partition), np.nan)
+
+    @property
+    def log_partition(self) -> np.ndarray:
+        """log Z of every row (a new float64 array; see :meth:`log_partition_at`)."""
+        return self.log_partition_at()
 
 
 @dataclass(frozen=True)
 class MeasureSpec:
-    """How a declared measure is shown."""
+    """How a measure is shown: ``label`` heads its table column (if ``table``), ``json``
+    puts it in each JSON sample, where NaN is ``null`` with ``null`` (the measure is
+    undefined there) and ``"nan"`` otherwise; ``category`` is the ``fail_on`` category that
+    judges it (a listing marks the samples that fall in it)."""
 
     name: str
     label: str
-    table: bool
-    json: bool
-    null: bool
-    category: Category | None
+    table: bool = True
+    json: bool = True
+    null: bool = False
+    category: Category | None = None
 
 
-MEASURES: tuple[MeasureSpec, ...] = tuple(
-    MeasureSpec(f.name, **{k: v for k, v in f.metadata.items() if k not in ("dtype", "fill")})
-    for f in dataclasses.fields(Measures)
+# The measures a sample shows, in the order of the JSON keys and table columns.
+MEASURES: tuple[MeasureSpec, ...] = (
+    MeasureSpec("max_logit", "max logit"),
+    MeasureSpec("logsumexp", "logsumexp"),
+    MeasureSpec("headroom", "headroom", null=True, category=Category.headroom),
+    MeasureSpec("entropy", "entropy", table=False, null=True),
+    MeasureSpec("margin", "margin", table=False, null=True),
 )
 
 
@@ -463,6 +499,9 @@ class InputInfo:
 # --- the report ----------------------------------------------------------------------------
 
 _LIST_BATCH = 4096  # samples made per batch: column values are read with one tolist() each
+# Rows per chunk when a derived measure (headroom) is reduced over a whole dump: its float64
+# temporaries stay a few MB however many samples there are.
+_CHUNK = 1 << 18
 
 
 def _count(mask: np.ndarray) -> int:
@@ -532,10 +571,47 @@ class Report:
         return MappingProxyType(masks)
 
     @cached_property
+    def log_max(self) -> float:
+        """ln(max_finite(D)) of the compute dtype: the edge the headroom is measured from."""
+        return COMPUTE_DTYPES[self.compute_dtype].log_max
+
+    def measure(self, name: str, where: slice | np.ndarray = _ALL) -> np.ndarray:
+        """A shown measure (see ``MEASURES``) of the rows at ``where``: a stored column's
+        values, or the headroom derived from them (float64)."""
+        if name == "headroom":
+            return self.measures.headroom_at(self.log_max, where)
+        return getattr(self.measures, name)[where]
+
+    @property
+    def headroom(self) -> np.ndarray:
+        """Every sample's headroom (a new float64 array: see :meth:`Measures.headroom_at`)."""
+        return self.measure("headroom")
+
+    def _chunks(self) -> Iterator[slice]:
+        for start in range(0, len(self), _CHUNK):
+            yield slice(start, start + _CHUNK)
+
+    @cached_property
     def below_headroom(self) -> np.ndarray:
         """Samples whose headroom is below ``min_headroom`` (undefined headroom is not)."""
+        mask = np.empty(len(self), dtype=bool)
         with np.errstate(invalid="ignore"):
-            return self.measures.headroom < self.min_headroom
+            for rows in self._chunks():
+                mask[rows] = self.measure("headroom", rows) < self.min_headroom
+        return mask
+
+    def _lowest_headroom(self) -> tuple[float | None, int | None]:
+        """The smallest defined headroom and the first sample that has it."""
+        best: tuple[float, int] | None = None
+        for rows in self._chunks():
+            headroom = self.measure("headroom", rows)
+            defined = np.isfinite(headroom)
+            if not defined.any():
+                continue
+            at = int(np.argmin(np.where(defined, headroom, np.inf)))
+            if best is None or headroom[at] < best[0]:
+                best = (float(headroom[at]), rows.start + at)
+        return (None, None) if best is None else best
 
     @cached_property
     def flagged(self) -> np.ndarray:
@@ -624,26 +700,15 @@ class Report:
             errors = rows.error[np.isfinite(rows.error)]
             return OwnImplSummary(**counts, max_error=float(errors.max()) if len(errors) else None)
 
-        headroom = self.measures.headroom
-        defined = np.isfinite(headroom)
-        lowest = int(np.argmin(np.where(defined, headroom, np.inf))) if defined.any() else None
+        lowest, index = self._lowest_headroom()
         return Summary(
             samples=len(self),
             flagged=_count(self.flagged),
             input=InputSummary(**{f.key: _count(self.has(f)) for f in InputFlag}),
             impls=MappingProxyType({i.name: impl_summary(i) for i in self.implementations}),
-            headroom=HeadroomSummary(
-                min=None if lowest is None else float(headroom[lowest]),
-                index=lowest,
-                below=_count(self.below_headroom),
-            ),
+            headroom=HeadroomSummary(min=lowest, index=index, below=_count(self.below_headroom)),
             health=HealthSummary.of(
-                self.measures.max_logit,
-                self.measures.log_partition,
-                self.measures.entropy,
-                self.measures.margin,
-                self.findings.impls[STABLE.name].loss,
-                self.findings.has_target,
+                self.measures, self.findings.impls[STABLE.name].loss, self.findings.has_target
             ),
         )
 
@@ -659,17 +724,25 @@ class Report:
         # A stable sort by severity keeps the indices ascending within each level.
         return chosen[np.argsort(self.severity[chosen], kind="stable")]
 
-    def samples(self, include_clean: bool = False) -> Iterator[SampleResult]:
-        """The listed samples, worst first, made a batch at a time."""
-        yield from self.results(self.ordered(include_clean))
+    def samples(
+        self, include_clean: bool = False, shortest: bool = False
+    ) -> Iterator[SampleResult]:
+        """The listed samples, worst first, made a batch at a time (``shortest``: see
+        :meth:`results`)."""
+        yield from self.results(self.ordered(include_clean), shortest)
 
     def sample(self, index: int) -> SampleResult:
         """One sample's result."""
         return next(self.results(np.array([index])))
 
-    def results(self, indices: np.ndarray) -> Iterator[SampleResult]:
+    def results(self, indices: np.ndarray, shortest: bool = False) -> Iterator[SampleResult]:
         """The samples at ``indices``, in that order. Column values are read a batch at a
-        time with ``tolist()`` (plain Python numbers: a report may list millions)."""
+        time with ``tolist()`` (plain Python numbers: a report may list millions). With
+        ``shortest`` a float32 value is the float of its shortest decimal (0.1, not
+        0.10000000149011612), for formats that print every digit (JSON); without, it is
+        exact, for formats that round it (to 6 digits: the shortest decimal rounded again
+        could differ in the last one)."""
+        floats = _shortest if shortest else _exact
         info = self.input
         names = [i.name for i in self.implementations]
         for start in range(0, len(indices), _LIST_BATCH):
@@ -678,9 +751,9 @@ class Report:
             input_bits = self.findings.input[at].tolist()
             has_target = self.findings.has_target[at].tolist()
             targets = None if self.targets is None else self.targets[at].tolist()
-            measures = {name: values[at].tolist() for name, values in self.measures._items()}
+            measures = {m.name: floats(self.measure(m.name, at)) for m in MEASURES}
             impl_bits = {n: self.findings.impls[n].flags[at].tolist() for n in names}
-            impl_loss = {n: self.findings.impls[n].loss[at].tolist() for n in names}
+            impl_loss = {n: floats(self.findings.impls[n].loss[at]) for n in names}
             impl_error = {
                 i.name: self.findings.impls[i.name].error[at].tolist()
                 for i in self.own_implementations
@@ -714,6 +787,18 @@ class Report:
                     failing=tuple(c for c, m in failing.items() if m[k]),
                     file=file,
                 )
+
+
+def _shortest(values: np.ndarray) -> list[float]:
+    """Python floats of ``values``, a float32 one as its shortest decimal: printed in full,
+    it shows no digit the stored value does not have."""
+    if values.dtype == np.float32:
+        return list(map(float, values.astype(str)))
+    return values.tolist()
+
+
+def _exact(values: np.ndarray) -> list[float]:
+    return values.tolist()
 
 
 # (key, bit) pairs as plain ints: the listing loop tests bits millions of times.

@@ -82,6 +82,7 @@ def check_targets(
     Given ``logits_shape`` and ``class_axis``, N-D targets that would fit the logits with
     the class axis at 1 (PyTorch's and ONNX's layout) say so.
     """
+    mapped = isinstance(targets, np.memmap)
     targets = np.asarray(targets)
     if targets.dtype.kind == "f" and targets.size:
         # Values are checked in the targets' own dtype; only the first offender is named.
@@ -120,6 +121,8 @@ def check_targets(
             f"mark samples without a target with the ignore index ({ignore_index}), "
             "or pass the one your data uses with --ignore-index",
         )
+    if mapped and flat.dtype == np.int64 and not flat.flags.writeable:
+        return flat  # a read-only mapped file: its pages are the file's, not a copy's
     return flat.astype(np.int64)
 
 

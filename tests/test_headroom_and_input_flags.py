@@ -52,7 +52,7 @@ def test_headroom_is_ln_max_minus_the_accurate_logsumexp(name, rng):
     report = check(in_d)
     expected = dtype.log_max - np.abs(_logsumexp64(in_d.astype(np.float64)))
     # 1e-6 absolute: the unrounded float32 sum of exp(x - m) carries ~1e-7 relative error.
-    np.testing.assert_allclose(report.measures.headroom, expected, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(report.headroom, expected, rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["bfloat16", "float16"])
@@ -64,7 +64,7 @@ def test_half_precision_headroom_is_not_limited_by_rounding_the_sum_to_d(name):
     row[0, 0] = 0
     values = [mpmath.mpf(float(v)) for v in row[0]]
     exact = float(mpmath.log(mpmath.fsum(mpmath.exp(v) for v in values)))
-    got = check(row).measures.headroom[0]
+    got = check(row).headroom[0]
     assert got == pytest.approx(dtype.log_max - abs(exact), abs=1e-5)
 
 
@@ -73,7 +73,7 @@ def test_half_precision_headroom_is_not_limited_by_rounding_the_sum_to_d(name):
 )
 def test_headroom_is_null_where_logsumexp_is_not_finite(row):
     report = check(np.array([row, [0.0, 1.0]], dtype=np.float32))
-    assert math.isnan(report.measures.headroom[0])
+    assert math.isnan(report.headroom[0])
     document = _json(report)
     assert document["samples"][0]["headroom"] is None
 

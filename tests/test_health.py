@@ -154,3 +154,21 @@ def test_a_batch_axis_counts_the_batches_a_broken_sample_poisons() -> None:
     assert "stable breaks in" not in text
     # A 1-D batch has no batch axis: no such line.
     assert "batches" not in table_text(check(x.reshape(15, 4), np.zeros(15, int)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 2, 3, 100, 1001])
+def test_a_statistic_is_numpy_percentile_and_mean_in_the_values_own_dtype(dtype, n) -> None:
+    from softmax_cli.health import Statistic
+
+    values = (np.random.default_rng(n).standard_normal(n) * 50).astype(dtype)
+    values[1::7] = np.inf  # left out, as NaN would be
+    stat = Statistic.of(values)
+    finite = values[np.isfinite(values)].astype(np.float64)
+    p50, p99 = np.percentile(finite, [50, 99])
+    # The percentiles and the mean are float64 from the stored values: NumPy's exactly.
+    assert (stat.p50, stat.p99) == (p50, p99)
+    assert stat.mean == pytest.approx(finite.mean(), rel=1e-15)
+    # The extremes are the stored values themselves (float32: its shortest decimal).
+    assert dtype(stat.min) == finite.min() and dtype(stat.max) == finite.max()
+    assert Statistic.of(np.full(3, np.nan, dtype)) is None

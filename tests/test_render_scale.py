@@ -33,8 +33,8 @@ def made(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     count = [0]
     original = Report.results
 
-    def counting(self: Report, indices: np.ndarray):
-        for result in original(self, indices):
+    def counting(self: Report, indices: np.ndarray, *args, **kwargs):
+        for result in original(self, indices, *args, **kwargs):
             count[0] += 1
             yield result
 

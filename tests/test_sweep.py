@@ -65,7 +65,7 @@ def test_each_swept_dtype_finds_what_a_check_in_that_dtype_alone_finds(mixed, dt
         np.testing.assert_array_equal(
             swept.findings.impls[name].loss, alone.findings.impls[name].loss
         )
-    np.testing.assert_array_equal(swept.measures.headroom, alone.measures.headroom)
+    np.testing.assert_array_equal(swept.headroom, alone.headroom)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])

@@ -46,7 +46,7 @@ def chunks(report: Report, view: View = DEFAULT_VIEW) -> Iterator[str]:
     yield f'{head[:-2]},\n  "samples": '
     lines: list[str] = []
     separator = "[\n    "
-    for s in report.samples(include_clean=view.include_clean):
+    for s in report.samples(include_clean=view.include_clean, shortest=True):
         lines.append(json.dumps(sample(s, implementations), allow_nan=False))
         if len(lines) >= _CHUNK_SAMPLES:
             yield separator + ",\n    ".join(lines)

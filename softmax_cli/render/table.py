@@ -460,7 +460,7 @@ def _plain_columns(report: Report, shown: np.ndarray) -> list[_Column]:
                 target = max(target, len(str(low)) + extra, len(str(high)) + extra)
     columns = [_Column("sample", sample, False), _Column("target", target, True)]
     for m in TABLE_MEASURES:
-        values = getattr(report.measures, m.name)[shown]
+        values = report.measure(m.name, shown)
         columns.append(_Column(m.label, max(len(m.label), _number_width(values)), True))
     for i in report.implementations:
         loss = report.findings.impls[i.name].loss[shown]
@@ -487,7 +487,7 @@ def _position_width(shape: tuple[int, ...]) -> int:
 def _number_width(values: np.ndarray) -> int:
     """The widest ``short_number`` of ``values``: at most 12 characters (``-1.23457e-05``,
     ``-0.000123457``), 13 with a three-digit exponent."""
-    finite = values[np.isfinite(values)]
+    finite = values[np.isfinite(values)].astype(np.float64)  # 1e100 is no float32
     if not len(finite):
         return 4  # "-inf"
     magnitude = np.abs(finite)
