@@ -139,8 +139,18 @@ def reduce_rows(
             shifted[top] = -np.inf
             # With one class there is no second entry: NaN, for a null margin.
             out.second[rows] = shifted.max(axis=1) if classes > 1 else np.nan
-            shifted[top] = kept
+            # exp(x - m) unrounded, with the maximum still masked: 0 there, so that the
+            # emulated dtypes' sum is that of the other entries (below).
             exact = np.exp(shifted, out=exact_buf[: stop - start])
+            shifted[top] = kept
+            if dtype.is_emulated:
+                # log Z from exp(x - m) before any rounding to D: the rounded sum is off by
+                # up to half an ulp of D (2e-3 in bfloat16). Summed without the maximum's 1
+                # (in float32, then 1 added in float64), it keeps its digits when the others
+                # are tiny: on a peaked row log(s) ~ the others' sum, which 1 + others in
+                # float32 would round to 6e-8, the entropy with it.
+                out.exact_sum[rows] = 1.0 + exact.sum(axis=1, dtype=np.float32).astype(np.float64)
+            exact[top] = np.exp(kept)  # 1, where m is finite
             # The entropy's sum(e * (x - m)) from the unrounded e, one BLAS-like pass; a
             # masked entry makes it 0 * -inf = NaN, recomputed below for those rows only.
             weighted = np.vecdot(exact, shifted)
@@ -149,10 +159,6 @@ def reduce_rows(
                 weighted[again] = _weighted(piece[again], m[again])
             out.weighted[rows] = weighted
             if dtype.is_emulated:
-                # log Z from exp(x - m) before any rounding to D: the rounded sum is off by
-                # up to half an ulp of D (2e-3 in bfloat16), the unrounded one by ~1e-7
-                # (float32's pairwise summation, as the float32 check's own log Z).
-                out.exact_sum[rows] = exact.sum(axis=1)
                 # Stable: the kernel's r(exp(r(x - m))), in place.
                 # In range: r(x - m) goes on to exp, where -0 and +0 (or -65536 and -inf in
                 # float16) are alike, and exp(r(x - m)) <= 1.
@@ -164,6 +170,14 @@ def reduce_rows(
             out.stable_sum[rows] = kernels.sum_rows(stable_e, dtype)
             if not dtype.is_emulated:
                 out.exact_sum[rows] = out.stable_sum[rows]
+                # On a peaked row (s < 2) log(s) ~ the others' sum, of which s keeps only
+                # 6e-8 (float32): sum those rows again without the maximum, as above.
+                peaked = np.flatnonzero(out.stable_sum[rows] < 2)
+                if len(peaked):
+                    others = exact[peaked]
+                    others[np.arange(len(peaked)), top[1][peaked]] = 0
+                    exact_sum = 1.0 + others.sum(axis=1).astype(np.float64)
+                    out.exact_sum[start + peaked] = exact_sum
             out.stable_exp_t[rows] = stable_e[at_target]
     return out
 

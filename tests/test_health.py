@@ -172,3 +172,17 @@ def test_a_statistic_is_numpy_percentile_and_mean_in_the_values_own_dtype(dtype,
     # The extremes are the stored values themselves (float32: its shortest decimal).
     assert dtype(stat.min) == finite.min() and dtype(stat.max) == finite.max()
     assert Statistic.of(np.full(3, np.nan, dtype)) is None
+
+
+@pytest.mark.parametrize("name", DTYPES)
+def test_entropy_keeps_its_digits_on_peaked_rows(name: str) -> None:
+    # One class ahead by 5 to 15 nats: the entropy is 1e-2 to 1e-5, and relative to it
+    # the sum 1 + (the others) loses the digits that matter if it is kept in D's width.
+    margins = np.linspace(5, 11 if name == "float16" else 15, 11)
+    x = np.zeros((len(margins), 64))
+    x[:, 1:] = np.random.default_rng(3).standard_normal((len(margins), 63)) * 0.5
+    x[:, 0] = x[:, 1:].max(axis=1) + margins
+    x = x.astype(DTYPES[name])
+    expected = np.array([reference(row)[1] for row in x])
+    got = check(x, dtype=name).measures.entropy.astype(np.float64)
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
