@@ -242,3 +242,17 @@ def test_bfloat16_round_matches_ml_dtypes_on_random_bit_patterns() -> None:
     assert_same_bits(got, cast(values, ml_dtypes.bfloat16))
     finite = values[~np.isnan(values)]
     assert_same_bits(BFLOAT16.round(finite.copy()), cast(finite, ml_dtypes.bfloat16))
+
+
+@pytest.mark.parametrize("name", ["float64", "float32", "bfloat16", "float16"])
+def test_to_work_of_every_bfloat16_is_the_cast_in_each_dtype(name: str) -> None:
+    # The bfloat16 widening shortcut must hold only where D keeps bfloat16's values.
+    dtype = COMPUTE_DTYPES[name]
+    values = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(ml_dtypes.bfloat16)
+    values = values.reshape(256, 256)
+    with np.errstate(over="ignore", invalid="ignore"):
+        expected = values.astype(dtype.storage).astype(dtype.work)
+    got = dtype.to_work(values, out=np.empty(values.shape, dtype=dtype.work))
+    nan = np.isnan(expected)
+    np.testing.assert_array_equal(np.isnan(got), nan)
+    np.testing.assert_array_equal(got[~nan].view(np.uint8), expected[~nan].view(np.uint8))
