@@ -177,3 +177,25 @@ def test_input_flags_follow_the_contract_definition(compute_name, inputs):
         assert sample.input.nonfinite == bool(np.isnan(x[i]).any() | np.isposinf(x[i]).any())
         assert sample.input.out_of_range == bool((np.isinf(in_d[i]) & np.isfinite(x[i])).any())
         assert sample.input.fully_masked == bool(np.isneginf(in_d[i]).all())
+
+
+def test_json_floats_are_numpys_shortest_float32_decimals() -> None:
+    # The listing's vectorised shortest decimal against NumPy's own repr, on random bit
+    # patterns (every binade, NaN and inf among them), logit-like values and the extremes.
+    from softmax_cli.report import _shortest
+
+    rng = np.random.default_rng(11)
+    values = np.concatenate(
+        [
+            rng.integers(0, 1 << 32, 1_000_000, dtype=np.uint32).view(np.float32),
+            (rng.standard_normal(200_000) * 10).astype(np.float32),
+            np.float32([0.1, 0.5, 1e-45, 3.4028235e38, 1.1754944e-38, 16777217, 0.0, -0.0]),
+            np.float32([np.inf, -np.inf, np.nan]),
+        ]
+    )
+    with np.errstate(invalid="ignore"):  # signalling NaNs among the bit patterns
+        expected = values.astype(str).astype(np.float64)
+    got = np.array(_shortest(values))
+    nan = np.isnan(expected)
+    np.testing.assert_array_equal(np.isnan(got), nan)
+    np.testing.assert_array_equal(got[~nan].view(np.uint64), expected[~nan].view(np.uint64))
