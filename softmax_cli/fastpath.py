@@ -18,6 +18,7 @@ thousand.
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
 
@@ -108,13 +109,17 @@ def reduce_rows(
     x_buf, e_buf, d_buf, exact_buf = _scratch.buffers(piece_rows, classes, dtype)
     picked = np.maximum(targets, 0)
     narrows = dtype.narrows(x.dtype)
+    counts = np.arange(piece_rows)
+    # A piece is some 30 NumPy calls; those on per-row scalars cost their call overhead
+    # alone, and hold the GIL that the other workers need: the common case takes the
+    # fewest (a NaN check by one sum, not a mask and its indices).
     for start in range(0, n, piece_rows):
         stop = min(n, start + piece_rows)
         rows = slice(start, stop)
         piece = dtype.to_work(x[rows], out=x_buf[: stop - start])
         e = e_buf[: stop - start]
         d = d_buf[: stop - start]
-        count = np.arange(stop - start)
+        count = counts[: stop - start]
         at_target = (count, picked[rows])
         with np.errstate(all="ignore"):  # NaN, inf and masked rows are sorted out in derive
             if narrows:
@@ -129,11 +134,11 @@ def reduce_rows(
             out.max[rows] = m
             # With every maximum finite there is no NaN in x - m or exp(x - m): the
             # roundings to D can skip their own NaN check.
-            finite = bool(np.isfinite(m).all())
+            finite = dtype.is_emulated and math.isfinite(m.sum())
             # x - m, unrounded (exact to half an ulp of the work dtype); 0 at the maximum.
             shifted = np.subtract(piece, m[:, None], out=e)
-            # argmax here, not on the piece: NumPy's argmax takes twice max's time when it
-            # waits for memory, and as long as max when the values are in cache.
+            # argmax here, not on the piece: NumPy's argmax takes up to twice max's time on
+            # values it must fetch, and as long as max on x - m, just written, in cache.
             top = (count, shifted.argmax(axis=1))
             kept = shifted[top]
             shifted[top] = -np.inf
@@ -154,8 +159,8 @@ def reduce_rows(
             # The entropy's sum(e * (x - m)) from the unrounded e, one BLAS-like pass; a
             # masked entry makes it 0 * -inf = NaN, recomputed below for those rows only.
             weighted = np.vecdot(exact, shifted)
-            again = np.flatnonzero(np.isnan(weighted) & np.isfinite(m))
-            if len(again):
+            if math.isnan(weighted.sum()):
+                again = np.flatnonzero(np.isnan(weighted) & np.isfinite(m))
                 weighted[again] = _weighted(piece[again], m[again])
             out.weighted[rows] = weighted
             if dtype.is_emulated:
@@ -172,8 +177,8 @@ def reduce_rows(
                 out.exact_sum[rows] = out.stable_sum[rows]
                 # On a peaked row (s < 2) log(s) ~ the others' sum, of which s keeps only
                 # 6e-8 (float32): sum those rows again without the maximum, as above.
-                peaked = np.flatnonzero(out.stable_sum[rows] < 2)
-                if len(peaked):
+                if out.stable_sum[rows].min() < 2:
+                    peaked = np.flatnonzero(out.stable_sum[rows] < 2)
                     others = exact[peaked]
                     others[np.arange(len(peaked)), top[1][peaked]] = 0
                     exact_sum = 1.0 + others.sum(axis=1).astype(np.float64)
@@ -205,17 +210,15 @@ def _naive(
     kernels' (undecided), so their naive scalars are never read.
     """
     e, d = buffers
-    if m is None:
-        needed = np.ones(len(piece), dtype=bool)
-    else:
+    # Given m, the rows left hold no NaN, and every e is at most r(exp(m)), finite: in range
+    # (no e is a zero whose sign is read, either).
+    known = m is not None
+    if known:
         e_max = dtype.round(np.exp(m))
         out.naive_sum[rows] = e_max
         out.naive_exp_t[rows] = dtype.round(np.exp(logit_t))
         needed = np.isfinite(m) & (e_max > 0) & (e_max < np.inf)
-    # Given m, the rows left hold no NaN, and every e is at most r(exp(m)), finite: in range
-    # (no e is a zero whose sign is read, either).
-    known = m is not None
-    if needed.all():
+    if not known or needed.all():
         naive_e = dtype.round(np.exp(piece, out=e), scratch=d, finite=known, in_range=known)
         out.naive_sum[rows] = kernels.sum_rows(naive_e, dtype)
         out.naive_exp_t[rows] = naive_e[at_target]
