@@ -177,8 +177,8 @@ def reduce_rows(
                 out.exact_sum[rows] = out.stable_sum[rows]
                 # On a peaked row (s < 2) log(s) ~ the others' sum, of which s keeps only
                 # 6e-8 (float32): sum those rows again without the maximum, as above.
-                if out.stable_sum[rows].min() < 2:
-                    peaked = np.flatnonzero(out.stable_sum[rows] < 2)
+                peaked = np.flatnonzero(out.stable_sum[rows] < 2)  # not min(): NaN rows
+                if len(peaked):
                     others = exact[peaked]
                     others[np.arange(len(peaked)), top[1][peaked]] = 0
                     exact_sum = 1.0 + others.sum(axis=1).astype(np.float64)

@@ -186,3 +186,12 @@ def test_entropy_keeps_its_digits_on_peaked_rows(name: str) -> None:
     expected = np.array([reference(row)[1] for row in x])
     got = check(x, dtype=name).measures.entropy.astype(np.float64)
     np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", DTYPES)
+def test_a_rows_measures_do_not_depend_on_the_rows_beside_it(name: str) -> None:
+    # A NaN, +inf or masked row in the same piece must not change a peaked row's entropy.
+    x = rows(DTYPES[name])
+    alone = np.array([check(x[i : i + 1], dtype=name).measures.entropy[0] for i in range(len(x))])
+    together = check(x, dtype=name).measures.entropy
+    np.testing.assert_array_equal(together, alone)
