@@ -4,10 +4,12 @@
     python benchmarks/dtypes_bench.py --repeats 9
 
 The dump (benchmarks/bench.py's ``make_dump``) is cast to float16 and bfloat16 in memory
-once, outside the timing, so each figure is ``check(x_D, t)`` in-process: the median of
-``--repeats`` runs after a warm-up, in wall-clock and in CPU seconds (all threads; steadier
-than wall-clock on a shared machine). It also prints the time of ``ComputeDtype.round`` on one
-1 MiB piece of float32 (what the fast path rounds in its hot loop), in ns per element.
+once, outside the timing, so each figure is ``check(x_D, t)`` in-process: ``--repeats``
+rounds of one run per dtype after a warm-up, in wall-clock and in CPU seconds (all
+threads); the ratios are the medians of each round's ratio, so a slow spell of a shared
+machine, which hits every dtype of its round, cancels out. It also prints the time of
+``ComputeDtype.round`` on one 1 MiB piece of float32 (what the fast path rounds in its hot
+loop), in ns per element.
 """
 
 from __future__ import annotations
@@ -74,19 +76,29 @@ def main() -> None:
             "bfloat16": x32.astype(ml_dtypes.bfloat16),
         }
     print(f"{rows} x {classes} = {rows * classes / 1e6:.0f} M elements, "
-          f"median of {args.repeats} in-process runs\n")  # fmt: skip
+          f"{args.repeats} rounds of one in-process run per dtype\n")  # fmt: skip
     print("| dtype | check (s) | / float32 | check, CPU (s) | / float32 "
           "| round, 1 MiB piece (ns/element) |")  # fmt: skip
     print("|---|---:|---:|---:|---:|---:|")
-    base = None
-    for name, x in inputs.items():
+    for x in inputs.values():
         check(x, t)  # warm-up: thread pool, lazy imports, cached thresholds
-        seconds = median_time(lambda x=x: check(x, t), args.repeats)
-        cpu = median_time(lambda x=x: check(x, t), args.repeats, clock=time.process_time)
-        base = base or (seconds, cpu)
+    # Round-robin, so that a slow spell of this shared machine slows every dtype alike; the
+    # ratios are medians of each round's own ratio.
+    wall: dict[str, list[float]] = {name: [] for name in inputs}
+    cpu: dict[str, list[float]] = {name: [] for name in inputs}
+    for _ in range(args.repeats):
+        for name, x in inputs.items():
+            start, start_cpu = time.perf_counter(), time.process_time()
+            check(x, t)
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
+    for name in inputs:
+        ratio = statistics.median(a / b for a, b in zip(wall[name], wall["float32"], strict=True))
+        cpu_ratio = statistics.median(a / b for a, b in zip(cpu[name], cpu["float32"], strict=True))
         rounding = round_ns_per_element(name) if name != "float32" else 0.0
-        print(f"| {name} | {seconds:.3f} | {seconds / base[0]:.2f}x | {cpu:.3f} "
-              f"| {cpu / base[1]:.2f}x | {rounding:.2f} |")  # fmt: skip
+        seconds, cpu_seconds = statistics.median(wall[name]), statistics.median(cpu[name])
+        print(f"| {name} | {seconds:.3f} | {ratio:.2f}x | {cpu_seconds:.3f} "
+              f"| {cpu_ratio:.2f}x | {rounding:.2f} |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@
 Exports the revision's ``softmax_cli`` into a temporary directory and times the in-process
 check (the minimum of 3 runs after a warm-up, in a fresh process) of the benchmark dump,
 alternating the two trees ``--rounds`` times so a loaded machine hurts both alike. Prints
-each figure and the ratio of the medians.
+each figure, the ratio of the medians and the median of the rounds' own ratios.
 """
 
 from __future__ import annotations
@@ -74,8 +74,12 @@ def main() -> None:
                 times[name].append(float(out.stdout))
                 print(f"{name:5s} {times[name][-1]:.3f} s", flush=True)
     before, after = (statistics.median(times[n]) for n in trees)
+    # Each round's two runs are next to each other in time: their ratio is steadier than
+    # the ratio of the medians on a machine whose speed drifts.
+    paired = statistics.median(a / b for a, b in zip(times["this"], times["base"], strict=True))
     print(
-        f"median: base {before:.3f} s, this tree {after:.3f} s ({100 * (after / before - 1):+.1f}%)"
+        f"median: base {before:.3f} s, this tree {after:.3f} s "
+        f"({100 * (after / before - 1):+.1f}%); median of the rounds' ratios {paired:.3f}x"
     )
 
 
