@@ -337,3 +337,21 @@ def test_markdown_escapes_pipes_in_cells() -> None:
 def test_markdown_shows_a_file_name_with_backticks_in_a_longer_fence() -> None:
     report = check(np.array([[0.0, 1.0]]), logits_name="a`b<c>.npy")
     assert markdown.render(report).startswith("## softmax-check: ``a`b<c>.npy``\n")
+
+
+@pytest.mark.parametrize("case", ["many", "nd", "clean"])
+def test_junit_written_in_batches_is_the_document_written_at_once(case, monkeypatch) -> None:
+    # The streamed document (test cases serialised a batch at a time) is byte for byte
+    # what ElementTree makes of the whole tree.
+    report, view = CASES[case]
+    report = report()
+    whole = _whole_tree_junit(report, view)
+    monkeypatch.setattr(junit, "_CASE_BATCH", 2)
+    assert "".join(junit.chunks(report, view)) == whole
+    assert junit.render(report, view) == whole
+
+
+def _whole_tree_junit(report: Report, view: View) -> str:
+    root = ET.fromstring(junit.render(report, view).encode("utf-8"))
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, "unicode") + "\n"

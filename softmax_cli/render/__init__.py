@@ -32,7 +32,7 @@ def render_chunks(report: Report, fmt: OutputFormat, view: View = DEFAULT_VIEW) 
         case OutputFormat.junit:
             from softmax_cli.render import junit
 
-            return iter((junit.render(report, view),))
+            return junit.chunks(report, view)
         case OutputFormat.github:
             from softmax_cli.render import github
 

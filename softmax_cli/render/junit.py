@@ -10,7 +10,8 @@ category carries a ``<failure>`` with its flags and losses; a flagged sample out
 policy (a note) passes and says why it was listed in ``<system-out>``; CI systems show
 skipped tests as "not run", which a note is not. With nothing flagged there is one passing
 test case for the file (as ruff does), so a CI system always shows a result. Never capped:
-``tests`` and ``failures`` are the real counts.
+``tests`` and ``failures`` are the real counts, taken from the report's masks, so the
+document is written a batch of test cases at a time, never held whole.
 
 File names are shown with control characters escaped (``errors.display``), as everywhere.
 
@@ -23,9 +24,11 @@ and carries 0.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 
 from softmax_cli.errors import display
 from softmax_cli.options import DEFAULT_VIEW, View
@@ -50,23 +53,53 @@ _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 def render(report: Report, view: View = DEFAULT_VIEW) -> str:
     """The JUnit document, with an XML declaration and a final newline."""
-    root = document(report, view)
-    ET.indent(root)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, "unicode") + "\n"
+    return "".join(chunks(report, view))
 
 
-def document(report: Report, view: View = DEFAULT_VIEW) -> ET.Element:
-    """``<testsuites>`` holding one ``<testsuite>`` for the logits file."""
+_CASE_BATCH = 4096  # test cases serialised per chunk
+_MARK = "softmax-check-cases"  # where the test cases go in the serialised skeleton
+
+
+def chunks(report: Report, view: View = DEFAULT_VIEW) -> Iterator[str]:
+    """The document in pieces, test cases a batch at a time: the counts on the root come
+    from the report's masks, so no case is held longer than its batch (a dump with
+    millions of flagged samples is never one tree in memory). The text is what
+    ``ET.indent`` makes of the whole tree: the skeleton is indented with a marker where
+    the cases go, and each case is indented at the depth it sits."""
     info = report.input
-    cases = [_case(report, s) for s in report.samples(include_clean=view.include_clean)]
-    if not cases:
+    listed = report.ordered(include_clean=view.include_clean)
+    if len(listed):
+        cases = (
+            _case(report, s)
+            for s in report.results(listed)  # made a batch at a time
+        )
+        tests, failures = len(listed), int(report.fails[listed].sum())
+    else:
         files = [f.logits for f in info.files] if info.several else [info.logits]
-        cases = [_clean_file_case(report, file) for file in files]
-    counts = {
-        "tests": str(len(cases)),
-        "failures": str(sum(c.find("failure") is not None for c in cases)),
-        "errors": "0",
-    }
+        cases = (_clean_file_case(report, file) for file in files)
+        tests, failures = len(files), 0
+    root = _skeleton(report, {"tests": str(tests), "failures": str(failures), "errors": "0"})
+    ET.indent(root)
+    head, tail = ET.tostring(root, "unicode").split(f"<{_MARK} />")
+    yield '<?xml version="1.0" encoding="UTF-8"?>\n' + head
+    # A batch goes out as the children of a stand-in for <testsuite>, indented at its
+    # depth, without the stand-in's own tags and the indents around them.
+    separator = ""
+    while batch := list(itertools.islice(cases, _CASE_BATCH)):
+        holder = ET.Element(_MARK)
+        holder.extend(batch)
+        ET.indent(holder, level=1)
+        text = ET.tostring(holder, "unicode")
+        inner = text[len(f"<{_MARK}>\n    ") : -len(f"\n  </{_MARK}>")]
+        yield separator + inner
+        separator = "\n    "
+    yield tail + "\n"
+
+
+def _skeleton(report: Report, counts: dict[str, str]) -> ET.Element:
+    """``<testsuites>`` holding one ``<testsuite>`` for the logits file, with a marker
+    element where its test cases go."""
+    info = report.input
     time = _seconds(report.elapsed)
     root = ET.Element("testsuites", {"name": SUITE, **counts, "time": time})
     suite = ET.SubElement(
@@ -89,7 +122,7 @@ def document(report: Report, view: View = DEFAULT_VIEW) -> ET.Element:
         ET.SubElement(
             properties, "property", {"name": "file", "value": _text(display(file.logits))}
         )
-    suite.extend(cases)
+    ET.SubElement(suite, _MARK)
     return root
 
 
