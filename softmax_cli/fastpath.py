@@ -39,7 +39,7 @@ class RowScalars:
     stable_exp_t: np.ndarray
     naive_sum: np.ndarray
     naive_exp_t: np.ndarray
-    # sum(exp(x - m)) without rounding to D, accumulated in float64: log Z to ~1e-7.
+    # sum(exp(x - m)) without rounding to D, the maximum's 1 added apart: log Z to ~1e-7.
     exact_sum: np.ndarray
     # A finite value of the file's that is +-inf in D (a cast overflow, not the input's own).
     out_of_range: np.ndarray

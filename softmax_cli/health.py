@@ -11,6 +11,7 @@ target and a finite stable loss. Percentiles are NumPy's default (linear interpo
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
@@ -64,13 +65,17 @@ class Statistic:
 _CHUNK = 1 << 18  # rows per chunk of a per-sample pass: its temporaries stay small
 
 
+def row_chunks(count: int) -> Iterator[slice]:
+    """Slices of at most ``_CHUNK`` rows covering ``count``: a pass over a dump's columns a
+    chunk at a time keeps its (float64) temporaries a few MB however many samples."""
+    for start in range(0, count, _CHUNK):
+        yield slice(start, start + _CHUNK)
+
+
 def _all_finite(values: np.ndarray) -> bool:
     """Are all ``values`` finite, without a whole-column mask."""
     with np.errstate(invalid="ignore"):  # a signalling NaN's "invalid"
-        return all(
-            np.isfinite(values[start : start + _CHUNK]).all()
-            for start in range(0, len(values), _CHUNK)
-        )
+        return all(np.isfinite(values[part]).all() for part in row_chunks(len(values)))
 
 
 def _lerp(ordered: np.ndarray, position: float, below: int) -> float:
@@ -104,17 +109,17 @@ class HealthSummary:
         qualifying values, in its own dtype). The logsumexp and z-loss statistics use the
         accurate log Z (~1e-7, rounded once to the work dtype) rather than the value
         rounded to D."""
-        m, log_sum = measures.max_logit, measures.log_sum
+        m = measures.max_logit
         rows = slice(None) if _all_finite(m) else np.isfinite(m)  # where log Z is finite
-        # log Z = m + log(s) in float64, rounded once to the columns' dtype (1e-4 is the
-        # contract's accuracy): one array of that dtype is the only per-sample temporary.
+        # log Z (Measures.log_partition_at, float64) rounded once to the columns' dtype
+        # (1e-4 is the contract's accuracy): one array of that dtype is the only per-sample
+        # temporary.
         lse = np.empty(len(m) if isinstance(rows, slice) else int(np.count_nonzero(rows)), m.dtype)
         done = 0
-        for start in range(0, len(m), _CHUNK):
-            part = slice(start, start + _CHUNK)
-            live = m[part] if isinstance(rows, slice) else m[part][rows[part]]
-            sums = log_sum[part] if isinstance(rows, slice) else log_sum[part][rows[part]]
-            lse[done : done + len(live)] = live.astype(np.float64) + sums
+        for part in row_chunks(len(m)):
+            log_partition = measures.log_partition_at(part)
+            live = log_partition if isinstance(rows, slice) else log_partition[rows[part]]
+            lse[done : done + len(live)] = live
             done += len(live)
         logsumexp = Statistic._of_own(lse)
         # float64 input near 1e155 and beyond: a z-loss of +inf is what it is.

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 
 from softmax_cli.dtypes import COMPUTE_DTYPES
-from softmax_cli.health import HealthSummary
+from softmax_cli.health import HealthSummary, row_chunks
 from softmax_cli.options import Category, MaskedMode
 
 if TYPE_CHECKING:
@@ -499,9 +499,6 @@ class InputInfo:
 # --- the report ----------------------------------------------------------------------------
 
 _LIST_BATCH = 4096  # samples made per batch: column values are read with one tolist() each
-# Rows per chunk when a derived measure (headroom) is reduced over a whole dump: its float64
-# temporaries stay a few MB however many samples there are.
-_CHUNK = 1 << 18
 
 
 def _count(mask: np.ndarray) -> int:
@@ -588,8 +585,8 @@ class Report:
         return self.measure("headroom")
 
     def _chunks(self) -> Iterator[slice]:
-        for start in range(0, len(self), _CHUNK):
-            yield slice(start, start + _CHUNK)
+        """A derived measure (headroom) is reduced over a whole dump a chunk at a time."""
+        return row_chunks(len(self))
 
     @cached_property
     def below_headroom(self) -> np.ndarray:
