@@ -90,19 +90,6 @@ class ComputeDtype:
                 return _float16_to_float32(values, out)
             np.copyto(out, values)
             return _round_to_float16(out)
-        # bfloat16 is the high half of a float32: a shift widens it exactly, NaN and inf
-        # included, in a third less time than ml_dtypes' cast (for D = bfloat16 or float32,
-        # which keep every bfloat16 value; float16 must round it, float64 widen further).
-        if (
-            values.dtype == _BF16
-            and self.storage in (_BF16, _F32)
-            and out is not None
-            and out.flags.c_contiguous
-        ):
-            bits = out.view(np.uint32)
-            np.copyto(bits, values.view(np.uint16))
-            np.left_shift(bits, np.uint32(16), out=bits)
-            return out
         with np.errstate(over="ignore", invalid="ignore"):
             if self.is_emulated and values.dtype != self.storage:
                 values = values.astype(self.storage)
