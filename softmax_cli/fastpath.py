@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from softmax_cli import kernels
-from softmax_cli.dtypes import ComputeDtype
+from softmax_cli.dtypes import COMPUTE_DTYPES, ComputeDtype
 from softmax_cli.report import NAIVE, STABLE, Findings, Flag, ImplRows, InputFlag, Measures
 
 
@@ -71,12 +71,21 @@ class Decided:
 
 
 class _Scratch(threading.local):
-    """Per-thread work buffers, reused from piece to piece so they stay in cache."""
+    """Per-thread work buffers, reused from piece to piece so they stay in cache.
+
+    One set per compute dtype: a sweep checks each block in four dtypes in turn, and
+    buffers made anew at every switch cost their page faults (a fifth of a sweep's time).
+    """
+
+    KEPT = len(COMPUTE_DTYPES)  # a long-lived process may check many shapes: keep the last few
 
     def buffers(self, rows: int, classes: int, dtype: ComputeDtype) -> tuple[np.ndarray, ...]:
         key = (rows, classes, dtype.name)
-        if getattr(self, "key", None) != key:
-            self.key = key
+        kept: dict[tuple[int, int, str], tuple[np.ndarray, ...]] = self.__dict__.setdefault(
+            "kept", {}
+        )
+        arrays = kept.pop(key, None)
+        if arrays is None:
             piece = np.empty((rows, classes), dtype=dtype.work)  # the piece in the work dtype
             e = np.empty((rows, classes), dtype=dtype.work)
             rounding = np.empty((rows, classes), dtype=dtype.storage)  # rounding to D
@@ -84,8 +93,11 @@ class _Scratch(threading.local):
             # is the stable e itself, and rounding is the identity, which never touches its
             # scratch: the two share one buffer.
             exact = np.empty_like(e) if dtype.is_emulated else rounding
-            self.arrays = (piece, e, rounding, exact)
-        return self.arrays
+            arrays = (piece, e, rounding, exact)
+        kept[key] = arrays  # the most recent last
+        while len(kept) > self.KEPT:
+            del kept[next(iter(kept))]
+        return arrays
 
 
 _scratch = _Scratch()

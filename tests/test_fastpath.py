@@ -218,3 +218,21 @@ def test_overflowing_and_underflowing_rows_need_no_reference(dtype):
     targets = np.array([0, 1, 7, 5, -1, 3])
     scalars = fastpath.reduce_rows(x, targets, dtype, piece_rows=4)
     assert not fastpath.derive(scalars, targets, dtype).undecided.any()
+
+
+def test_scratch_buffers_are_kept_per_dtype_and_bounded():
+    """A sweep alternates dtypes block by block: each dtype finds its own buffers again
+    (not made anew at every switch), and a process checking many shapes keeps only a few."""
+    from softmax_cli import fastpath
+
+    scratch = fastpath._Scratch()
+    f32, bf16 = COMPUTE_DTYPES["float32"], COMPUTE_DTYPES["bfloat16"]
+    first = scratch.buffers(4, 100, f32)
+    other = scratch.buffers(4, 100, bf16)
+    assert scratch.buffers(4, 100, f32) is first
+    assert scratch.buffers(4, 100, bf16) is other
+    assert other[0].dtype == np.float32 and other[2].dtype == bf16.storage
+    for classes in range(101, 101 + 3 * fastpath._Scratch.KEPT):
+        scratch.buffers(4, classes, f32)
+    assert len(scratch.kept) == fastpath._Scratch.KEPT
+    assert scratch.buffers(4, 100, f32) is not first  # the oldest went first
