@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import enum
+import math
 import os
 import stat
 import tomllib
@@ -22,6 +23,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from softmax_cli import impl
 from softmax_cli.errors import OptionError, SoftmaxCheckError
 from softmax_cli.options import (
     DTYPE_ALIASES,
@@ -92,6 +94,24 @@ def _choice(enum_type: type[enum.StrEnum], *aliases: str) -> Callable[[Any], str
     return parse
 
 
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError("true or false")
+    return value
+
+
+def _headroom_drop(value: Any) -> float:
+    if not math.isfinite(_number(value)) or value < 0:
+        raise ValueError("must be a finite number, 0 or more")
+    return float(value)
+
+
+def _rtol(value: Any) -> float:
+    if not math.isfinite(_number(value)) or value <= 0:
+        raise ValueError("must be a positive number")
+    return float(value)
+
+
 def _fail_on(value: Any) -> str:
     """A comma string or a list of category names, as ``--fail-on`` takes them."""
     if isinstance(value, list):
@@ -108,9 +128,31 @@ def _fail_on(value: Any) -> str:
     return ",".join(c.value for c in categories) or "none"
 
 
-# key -> (parameter name, what the value must be). Paths (--targets, --output, --report)
-# are left out on purpose: relative to what, the file or the working directory, is a
-# question better not asked in CI.
+def _implementations(value: Any, directory: Path = Path()) -> list[str]:
+    """``--impl`` specs, one string or a list; a relative ``file.py:function`` is taken
+    relative to the configuration file's directory, as ruff and pytest take their paths:
+    the project's own code, wherever the command runs from."""
+    specs = value if isinstance(value, list) else [_string(value)]
+    if not all(isinstance(spec, str) for spec in specs):
+        raise TypeError("a string or a list of strings")
+    return [_anchored(spec, directory) for spec in specs]
+
+
+def _anchored(text: str, directory: Path) -> str:
+    name, equals, spec = impl.split_name(text)
+    module_part, _, attribute = spec.strip().rpartition(":")
+    if not impl.is_file_spec(module_part):
+        return text
+    path = directory / module_part  # an absolute module_part stays itself
+    if not path.is_file():
+        raise ValueError(f"{text!r}: {path} is not a file")
+    return f"{name}{equals}{path}:{attribute}"
+
+
+# key -> (parameter name, what the value must be). Paths (--targets, --output, --report,
+# --baseline) are left out on purpose: relative to what, the file or the working
+# directory, is a question better not asked in CI. Your implementations' files are the
+# project's code, relative to the project: ``impl`` takes them so.
 SETTINGS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "fail-on": ("fail_on", _fail_on),
     "dtype": ("dtype", _choice(DtypeName, *DTYPE_ALIASES)),
@@ -123,6 +165,11 @@ SETTINGS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "target-column": ("target_column", _string),
     "logits-key": ("logits_key", _string),
     "targets-key": ("targets_key", _string),
+    "sweep": ("sweep", _boolean),
+    "impl": ("impls", _implementations),
+    "impl-rtol": ("impl_rtol", _rtol),
+    "max-headroom-drop": ("max_headroom_drop", _headroom_drop),
+    "export-max": ("export_max", _count),
 }
 
 
@@ -158,7 +205,10 @@ def load(path: Path) -> ProjectConfig:
             raise ConfigError(path, _unknown(key), key)
         name, parse = SETTINGS[key]
         try:
-            defaults[name] = parse(value)
+            if key == "impl":  # the one setting whose value depends on where the file is
+                defaults[name] = _implementations(value, path.parent)
+            else:
+                defaults[name] = parse(value)
         except TypeError as expected:
             raise ConfigError(path, f"must be {expected}, not {value!r}", key) from None
         except ValueError as error:
@@ -221,6 +271,7 @@ def _text(path: Path) -> str:
 
 def _unknown(key: str) -> str:
     known = list(SETTINGS)
-    message = f"unknown key (known keys: {', '.join(known)})"
+    # On a line of its own: after a long path, one line would be folded in the middle.
+    message = f"unknown key\nhint: the known keys are {', '.join(known)}"
     close = difflib.get_close_matches(key.replace("_", "-"), known, n=1)
     return f"unknown key; did you mean {close[0]!r}?" if close else message

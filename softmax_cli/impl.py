@@ -111,12 +111,23 @@ def _one(item: ImplementationLike) -> OwnImplementation:
     )
 
 
-def parse(text: str) -> OwnImplementation:
-    """``[NAME=]SPEC`` -> the loaded function; NAME defaults to the function's name."""
+def split_name(text: str) -> tuple[str, str, str]:
+    """``[NAME=]SPEC`` -> (NAME, "=" or "", SPEC), as :func:`parse` reads it."""
     name, equals, spec = text.partition("=")
     # A '=' after a path separator or ':' belongs to the SPEC (a file name may hold one).
     if not equals or any(c in name for c in "/\\:"):
-        name, spec = "", text
+        return "", "", text
+    return name, equals, spec
+
+
+def is_file_spec(module_part: str) -> bool:
+    """Is the part of a SPEC before ``:function`` a file (else a module on the path)?"""
+    return module_part.endswith(".py") or "/" in module_part or os.sep in module_part
+
+
+def parse(text: str) -> OwnImplementation:
+    """``[NAME=]SPEC`` -> the loaded function; NAME defaults to the function's name."""
+    name, _, spec = split_name(text)
     name, spec = name.strip(), spec.strip()
     module_part, colon, attribute = spec.rpartition(":")
     if not colon or not module_part or not attribute:
@@ -137,7 +148,7 @@ def _load(text: str, module_part: str, attribute: str) -> Callable[..., Any]:
     """Import the module (a file, or a module on the import path) and find the function."""
     where = _brace(text)
     try:
-        if module_part.endswith(".py") or "/" in module_part or os.sep in module_part:
+        if is_file_spec(module_part):
             path = Path(module_part)
             if not path.is_file():
                 raise ImplementationError(

@@ -175,7 +175,10 @@ def test_config_names_the_file_to_use(project: Path) -> None:
             "[tool.softmax-check]\nfail_on = 'any'\n",
             "fail_on: unknown key; did you mean 'fail-on'?",
         ),
-        ("[tool.softmax-check]\ncolour = 1\n", "colour: unknown key (known keys: fail-on, dtype"),
+        (
+            "[tool.softmax-check]\ncolour = 1\n",
+            "colour: unknown key hint: the known keys are fail-on, dtype",
+        ),
         ("[tool.softmax-check]\nclass-axis = '1'\n", "class-axis: must be an integer, not '1'"),
         ("[tool.softmax-check]\nclass-axis = true\n", "class-axis: must be an integer, not True"),
         ("[tool.softmax-check]\nmax-rows = -1\n", "max-rows: must be 0 or more"),
@@ -449,3 +452,82 @@ def test_fuzzed_config_tables_never_crash(project: Path, table: dict[str, Any]) 
     lines = [f"{json.dumps(key)} = {toml_value(value)}" for key, value in table.items()]
     pyproject(project, "[tool.softmax-check]\n" + "\n".join(lines) + "\n")
     assert_clean_outcome(runner.invoke(app, ["seed.npy", "--targets", "seed_targets.npy"]))
+
+
+# --- the 0.2 options: sweep, your implementations, the drift and export caps --------------
+
+
+def test_the_02_settings_are_read_and_checked(tmp_path: Path) -> None:
+    (tmp_path / "ops").mkdir()
+    (tmp_path / "ops" / "mine.py").write_text("def ce(logits, targets): ...\n")
+    path = pyproject(
+        tmp_path,
+        "[tool.softmax-check]\nsweep = true\nimpl-rtol = 1e-4\nmax-headroom-drop = 0.5\n"
+        'export-max = 3\nimpl = ["fused=ops/mine.py:ce", "pkg.module:softmax"]\n',
+    )
+    defaults = dict(config.load(path).defaults)
+    assert defaults == {
+        "sweep": True,
+        "impl_rtol": 1e-4,
+        "max_headroom_drop": 0.5,
+        "export_max": 3,
+        # A file is the project's: relative to the pyproject.toml, not to where CI runs.
+        "impls": [f"fused={tmp_path / 'ops' / 'mine.py'}:ce", "pkg.module:softmax"],
+    }
+    pyproject(tmp_path, '[tool.softmax-check]\nimpl = "ops/mine.py:ce"\n')
+    assert config.load(path).defaults["impls"] == [f"{tmp_path / 'ops' / 'mine.py'}:ce"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("sweep = 1", "sweep: must be true or false, not 1"),
+        ("impl-rtol = 0", "impl-rtol: must be a positive number"),
+        ("impl-rtol = nan", "impl-rtol: must be a positive number"),
+        ("max-headroom-drop = -1", "max-headroom-drop: must be a finite number, 0 or more"),
+        ("export-max = -2", "export-max: must be 0 or more"),
+        ("impl = [1]", "impl: must be a string or a list of strings, not [1]"),
+        ("impl = 'missing.py:f'", "impl: 'missing.py:f':"),
+    ],
+)
+def test_a_wrong_02_setting_names_file_and_key(project: Path, body: str, message: str) -> None:
+    path = pyproject(project, f"[tool.softmax-check]\n{body}\n")
+    result = runner.invoke(app, ["seed.npy"])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    expected = f"softmax-check: error: {path}: [tool.softmax-check] {message}"
+    assert squeezed(result.stderr).startswith(squeezed(expected))
+
+
+def test_sweep_from_the_project_and_no_sweep_on_the_command_line(project: Path) -> None:
+    pyproject(project, "[tool.softmax-check]\nsweep = true\n")
+    _, document = run_json("--format", "json")
+    assert [s["compute_dtype"] for s in document["sweep"]] == [
+        "float64",
+        "float32",
+        "bfloat16",
+        "float16",
+    ]
+    _, document = run_json("--format", "json", "--no-sweep")
+    assert "sweep" not in document
+
+
+@pytest.mark.torch
+def test_impl_from_the_project_runs_from_any_directory(project: Path) -> None:
+    pytest.importorskip("torch")
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    (project / "ops").mkdir()
+    (project / "ops" / "online.py").write_text((examples / "online_softmax.py").read_text())
+    pyproject(project, '[tool.softmax-check]\nimpl = ["online=ops/online.py:online_softmax"]\n')
+    _, document = run_json("--format", "json")  # in sub/sub, two levels below the file
+    _, given = run_json(
+        "--format",
+        "json",
+        "--no-config",
+        "--impl",
+        f"online={project}/ops/online.py:online_softmax",
+    )
+    assert list(document["summary"]["impls"]) == ["online"]
+    assert document["summary"]["impls"] == given["summary"]["impls"]
+    _, document = run_json("--format", "json", "--impl", "pkg_that_is_not_there:f")
+    assert document is None  # the command line's --impl replaces the project's
