@@ -14,6 +14,7 @@ import functools
 import math
 import os
 import re
+import shutil
 import stat
 import sys
 import tempfile
@@ -65,6 +66,21 @@ class _Command(typer.core.TyperCommand):
                     param.type.__class__ = _untyped(type(param.type))  # Typer 0.28
         return params
 
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        """Rich's panels below ``_NARROW`` columns cut the option names to ``--targe…``
+        (``--targets``? ``--targets-key``?): there, Click's plain layout, whose names wrap."""
+        columns = shutil.get_terminal_size().columns
+        if columns >= _NARROW:
+            return super().format_help(ctx, formatter)
+        formatter.width = max(20, columns - 2)  # Click's own floor is 50 columns
+        # A name longer than col_max gets a line of its own, its help the whole width below.
+        formatter.write_dl = functools.partial(formatter.write_dl, col_max=_NARROW_NAMES)
+        # The plain layout of the Click command below Typer's (Typer 0.30+ vendors Click).
+        super(typer.core.TyperCommand, self).format_help(ctx, formatter)
+        # The help texts escape Rich markup ("\\[tool.softmax-check]"); plain text does not.
+        formatter.buffer[:] = [piece.replace("\\[", "[") for piece in formatter.buffer]
+        return None
+
     def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
         arguments = [
             p.metavar or (p.name or "").upper()
@@ -72,6 +88,10 @@ class _Command(typer.core.TyperCommand):
             if p.param_type_name == "argument"
         ]
         return [*([self.options_metavar] if self.options_metavar else []), *arguments]
+
+
+_NARROW = 60  # columns: below, --help is plain text
+_NARROW_NAMES = 10  # there, the column of option names
 
 
 @functools.cache
@@ -244,6 +264,12 @@ def run(
             "stay those of --dtype.",
         ),
     ] = False,
+    no_sweep: Annotated[
+        bool,
+        typer.Option(
+            "--no-sweep", help="No sweep, even where the project's configuration asks for one."
+        ),
+    ] = False,
     show_all: Annotated[
         bool, typer.Option("--all", help="List every sample, not only flagged ones.")
     ] = False,
@@ -384,7 +410,7 @@ def run(
             fail_on,
             masked=masked,
             min_headroom=min_headroom,
-            sweep=sweep,
+            sweep=sweep and not no_sweep,
         )
         files = sources.logits_files(logits)
         targets_files = sources.pair_targets(files, targets or [])

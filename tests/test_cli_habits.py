@@ -65,6 +65,28 @@ def test_help_at_80_columns_never_breaks_a_choice_mid_word(runner: CliRunner, ch
     assert re.search(rf"(?<![\w|]){choice}(?![\w])", text), choice
 
 
+@pytest.mark.parametrize("columns", [40, 59])
+def test_narrow_help_shows_every_option_name_whole_within_the_width(
+    runner: CliRunner, columns: int
+) -> None:
+    # Rich's panels cut long names to "--targe…" there: the plain layout wraps instead.
+    from typer.main import get_command
+
+    text = _help(runner, columns)
+    assert "…" not in text
+    assert all(len(line) <= columns for line in text.splitlines()), text
+    words = set(re.findall(r"--?[\w-]+", text))
+    for param in get_command(app).params:
+        for name in (*param.opts, *param.secondary_opts):
+            if name.startswith("-"):
+                assert name in words, name
+    assert "[tool.softmax-check]" in text and "\\[" not in text  # Rich escapes undone
+
+
+def test_help_at_60_columns_and_more_keeps_the_panels(runner: CliRunner) -> None:
+    assert "╭─ Options" in _help(runner, 60)
+
+
 def test_quiet_prints_only_the_verdict_line(runner: CliRunner) -> None:
     result = runner.invoke(app, [SEED, "-q", "--no-config"])
     assert result.exit_code == 0
