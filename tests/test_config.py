@@ -187,6 +187,19 @@ def test_config_names_the_file_to_use(project: Path) -> None:
         ("[tool.softmax-check]\nfail-on = 'input,oops'\n", "fail-on: unknown category 'oops'"),
         ("[tool.softmax-check]\nfail-on = [1]\n", "fail-on: must be a list of strings, not [1]"),
         ("[tool.softmax-check]\nlogits-key = 1\n", "logits-key: must be a string, not 1"),
+        ("[tool.softmax-check]\nsweep = 1\n", "sweep: must be true or false, not 1"),
+        ("[tool.softmax-check]\nimpl-rtol = 0\n", "impl-rtol: must be a positive number"),
+        ("[tool.softmax-check]\nimpl-rtol = nan\n", "impl-rtol: must be a positive number"),
+        (
+            "[tool.softmax-check]\nmax-headroom-drop = -1\n",
+            "max-headroom-drop: must be a finite number, 0 or more",
+        ),
+        ("[tool.softmax-check]\nexport-max = -2\n", "export-max: must be 0 or more"),
+        (
+            "[tool.softmax-check]\nimpl = [1]\n",
+            "impl: must be a string or a list of strings, not [1]",
+        ),
+        ("[tool.softmax-check]\nimpl = 'missing.py:f'\n", "impl: 'missing.py:f':"),
     ],
 )
 def test_a_wrong_setting_is_an_error_naming_file_and_key(
@@ -476,27 +489,6 @@ def test_the_02_settings_are_read_and_checked(tmp_path: Path) -> None:
     }
     pyproject(tmp_path, '[tool.softmax-check]\nimpl = "ops/mine.py:ce"\n')
     assert config.load(path).defaults["impls"] == [f"{tmp_path / 'ops' / 'mine.py'}:ce"]
-
-
-@pytest.mark.parametrize(
-    ("body", "message"),
-    [
-        ("sweep = 1", "sweep: must be true or false, not 1"),
-        ("impl-rtol = 0", "impl-rtol: must be a positive number"),
-        ("impl-rtol = nan", "impl-rtol: must be a positive number"),
-        ("max-headroom-drop = -1", "max-headroom-drop: must be a finite number, 0 or more"),
-        ("export-max = -2", "export-max: must be 0 or more"),
-        ("impl = [1]", "impl: must be a string or a list of strings, not [1]"),
-        ("impl = 'missing.py:f'", "impl: 'missing.py:f':"),
-    ],
-)
-def test_a_wrong_02_setting_names_file_and_key(project: Path, body: str, message: str) -> None:
-    path = pyproject(project, f"[tool.softmax-check]\n{body}\n")
-    result = runner.invoke(app, ["seed.npy"])
-    assert result.exit_code == 2
-    assert result.stdout == ""
-    expected = f"softmax-check: error: {path}: [tool.softmax-check] {message}"
-    assert squeezed(result.stderr).startswith(squeezed(expected))
 
 
 def test_sweep_from_the_project_and_no_sweep_on_the_command_line(project: Path) -> None:
