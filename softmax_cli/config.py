@@ -140,7 +140,9 @@ def _implementations(value: Any, directory: Path = Path()) -> list[str]:
 
 def _anchored(text: str, directory: Path) -> str:
     name, equals, spec = impl.split_name(text)
-    module_part, _, attribute = spec.strip().rpartition(":")
+    module_part, colon, attribute = spec.strip().rpartition(":")
+    if not (colon and module_part and attribute):
+        raise ValueError(f"{text!r}: expected [NAME=]{impl.SPEC_FORMS}")
     if not impl.is_file_spec(module_part):
         return text
     path = directory / module_part  # an absolute module_part stays itself

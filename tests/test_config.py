@@ -200,6 +200,7 @@ def test_config_names_the_file_to_use(project: Path) -> None:
             "impl: must be a string or a list of strings, not [1]",
         ),
         ("[tool.softmax-check]\nimpl = 'missing.py:f'\n", "impl: 'missing.py:f':"),
+        ("[tool.softmax-check]\nimpl = ['ops.py']\n", "impl: 'ops.py': expected [NAME=]path"),
     ],
 )
 def test_a_wrong_setting_is_an_error_naming_file_and_key(
