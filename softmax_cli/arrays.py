@@ -124,10 +124,7 @@ def _from_tensor(tensor: Any, name: str, what: str) -> np.ndarray:
     # Conjugate and negative views (tensor.conj(), torch.neg views) are lazy: resolve them.
     tensor = tensor.resolve_conj().resolve_neg()
     try:
-        if tensor.dtype == torch.bfloat16:
-            # NumPy has no bfloat16; ml_dtypes' is bit-for-bit the same, so a view suffices.
-            return tensor.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
-        return tensor.numpy()
+        return tensor_numpy(tensor)
     except (TypeError, RuntimeError) as exc:  # float8, uint16 and others NumPy lacks
         raise InputError(
             name,
@@ -135,6 +132,17 @@ def _from_tensor(tensor: Any, name: str, what: str) -> np.ndarray:
             f"softmax-check does not read: {_first_line(exc)}",
             f"pass {_SUPPORTED_TORCH}",
         ) from None
+
+
+def tensor_numpy(tensor: Any) -> np.ndarray:
+    """A dense real CPU tensor's memory as a NumPy array, shared, never copied; raises
+    TypeError or RuntimeError for a dtype NumPy lacks (float8, uint16 and others)."""
+    import torch
+
+    if tensor.dtype == torch.bfloat16:
+        # NumPy has no bfloat16; ml_dtypes' is bit-for-bit the same, so a view suffices.
+        return tensor.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+    return tensor.numpy()
 
 
 def _first_line(exc: BaseException) -> str:

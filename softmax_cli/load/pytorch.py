@@ -13,9 +13,9 @@ import pickle
 from types import ModuleType
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 
+from softmax_cli.arrays import tensor_numpy
 from softmax_cli.errors import InputError
 from softmax_cli.load.files import first_line, open_binary
 from softmax_cli.load.keys import ArrayKeys, Found, choose_logits, choose_targets
@@ -108,10 +108,7 @@ def _array(path: str, name: str, tensor: Any) -> np.ndarray:
     if tensor.is_complex():
         raise InputError(path, f"tensor {name!r} is complex ({tensor.dtype}); softmax needs reals")
     try:
-        if tensor.dtype == torch.bfloat16:
-            array = tensor.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
-        else:
-            array = tensor.numpy()
+        array = tensor_numpy(tensor)
     except (TypeError, RuntimeError) as exc:  # float8 and other dtypes NumPy lacks
         raise InputError(
             path,
