@@ -62,7 +62,8 @@ def test_an_unchanged_dump_passes_fail_on_regression(dumps: Path) -> None:
     assert result.exit_code == 0, result.output
 
 
-def baseline_block(*extra: str) -> dict:
+def baseline_block(*extra: str, fail_on: str = "none", exit_code: int = 0) -> dict:
+    """The JSON report of new.npy against the baseline old.json."""
     result = invoke(
         "new.npy",
         "--targets",
@@ -72,10 +73,10 @@ def baseline_block(*extra: str) -> dict:
         "--format",
         "json",
         "--fail-on",
-        "none",
+        fail_on,
         *extra,
     )
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == exit_code, result.output
     return json.loads(result.stdout)
 
 
@@ -87,21 +88,7 @@ def test_new_breaks_and_fixed_count_the_rows_that_changed(dumps: Path) -> None:
 
 
 def test_the_regression_category_holds_the_newly_breaking_sample(dumps: Path) -> None:
-    document = json.loads(
-        invoke(
-            "new.npy",
-            "--targets",
-            "targets.npy",
-            "--baseline",
-            "old.json",
-            "--format",
-            "json",
-            "--fail-on",
-            "regression",
-            "--max-headroom-drop",
-            "1e9",
-        ).stdout
-    )
+    document = baseline_block("--max-headroom-drop", "1e9", fail_on="regression", exit_code=1)
     assert document["passed"] is False
     # Row 20 broke; row 9 broke before too. Their headroom change is not a regression here.
     assert document["summary"]["flagged"] == 2

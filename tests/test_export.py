@@ -132,3 +132,12 @@ def test_repro_script_runs_and_prints_the_breaks(workdir: Path) -> None:
     assert "stable numpy: ok" in lines[row + 2]
     if "torch:" in lines[row + 1]:
         assert "torch: BROKEN" in lines[row + 1]
+
+
+def test_the_bundled_reproducer_is_what_export_writes_today() -> None:
+    """sample_logits/health/repro is export's output (README: how it was made): a change to
+    the script must be exported again, not left to drift from what users get."""
+    from softmax_cli import export
+
+    bundled = Path(__file__).resolve().parent.parent / "sample_logits/health/repro/repro.py"
+    assert bundled.read_text(encoding="utf-8") == export.SCRIPT.replace("@DTYPE@", "float32")
