@@ -22,7 +22,7 @@ import numpy as np
 
 from softmax_cli.errors import InputError
 from softmax_cli.health import HEALTH_NAMES
-from softmax_cli.report import BUILTIN, Report
+from softmax_cli.report import BREAKING, BUILTIN, NAIVE, Report
 
 SCHEMA_VERSION = 1
 TOOL_NAME = "softmax-check"
@@ -127,14 +127,16 @@ def _read(path: str, document: dict[str, Any]) -> Baseline:
     )
 
 
+# The JSON keys of the flags that break a built-in path (overflow, nan_prob, nan_grad): the
+# report's own definition (report.BREAKING), read back.
+_BREAKING_KEYS = tuple(f.key for f in NAIVE.reported if f & BREAKING)
+
+
 def _breaks(flags: dict[str, Any]) -> bool:
-    """A path breaks on overflow, a NaN probability or gradient, or a non-finite loss."""
+    """A path breaks on a breaking flag or a non-finite loss, as ``Report.breaks`` says."""
     loss = flags.get("loss")
-    return bool(
-        flags["overflow"]
-        or flags["nan_prob"]
-        or flags.get("nan_grad")
-        or (loss is not None and not math.isfinite(float(loss)))
+    return any(flags[key] for key in _BREAKING_KEYS) or (
+        loss is not None and not math.isfinite(float(loss))
     )
 
 

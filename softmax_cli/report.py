@@ -620,15 +620,16 @@ class Report:
         if Category.headroom in self.fail_on:
             mask = mask | self.below_headroom
         if Category.regression in self.fail_on:
-            mask = mask | self._category(Category.regression)
+            mask = mask | self.category(Category.regression)
         return mask
 
     @cached_property
     def failing(self) -> Mapping[Category, np.ndarray]:
         """Per ``fail_on`` category, the samples that fall in it."""
-        return MappingProxyType({c: self._category(c) for c in self.fail_on})
+        return MappingProxyType({c: self.category(c) for c in self.fail_on})
 
-    def _category(self, category: Category) -> np.ndarray:
+    def category(self, category: Category) -> np.ndarray:
+        """The samples that fall in ``category``, whether or not ``fail_on`` holds it."""
         match category:
             case Category.input:
                 return (self.findings.input != 0) & ~self.ignored

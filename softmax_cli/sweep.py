@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from softmax_cli.options import Category
 from softmax_cli.report import NAIVE, STABLE, InputFlag, Report
 
 # Widest first: the verdict reads "safe down to X" along this order.
@@ -46,8 +47,7 @@ class SweepRow:
         any_break = np.zeros(len(report), dtype=bool)
         for mask in breaks.values():
             any_break |= mask
-        input_counts = (report.findings.input != 0) & ~report.ignored
-        notes = report.flagged & ~any_break & ~input_counts
+        notes = report.flagged & ~any_break & ~report.category(Category.input)
         # out_of_range rows are the dtype's own doing (a value beyond its range); NaN, +inf
         # and all -inf are the file's.
         given = report.has(InputFlag.NONFINITE) | report.has(InputFlag.FULLY_MASKED)
