@@ -209,3 +209,34 @@ def test_the_drift_report_validates_against_the_json_schema(dumps: Path) -> None
     assert list(validator.iter_errors(document)) == []
     document["baseline"]["new_breaks"]["naive"] = -1  # the schema can fail
     assert list(validator.iter_errors(document))
+
+
+def test_ignored_padding_is_neither_new_nor_fixed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With --masked ignore, a fully masked row breaks no path; the baseline report still
+    lists its NaN flags, which read back as a break would make an unchanged dump "fix" it."""
+    monkeypatch.chdir(tmp_path)
+    x = dump([4])
+    x[2] = -np.inf  # padding
+    np.save("a.npy", x)
+    made = invoke("a.npy", "--masked", "ignore", "--format", "json", "-o", "a.json")
+    assert made.exit_code == 0, made.output
+    again = invoke(
+        "a.npy",
+        "--masked",
+        "ignore",
+        "--baseline",
+        "a.json",
+        "--format",
+        "json",
+        "--fail-on",
+        "regression",
+    )
+    assert again.exit_code == 0, again.output
+    block = json.loads(again.stdout)["baseline"]
+    assert block["fixed"] == {"naive": 0, "stable": 0}
+    assert block["new_breaks"] == {"naive": 0, "stable": 0}
+    # The overflowing row 4 still counts: only the ignored samples are set aside.
+    flagged = invoke("a.npy", "--masked", "ignore", "--format", "json", "--fail-on", "none")
+    assert json.loads(flagged.stdout)["summary"]["naive"]["breaks"] == 1
