@@ -107,9 +107,18 @@ def _headroom_drop(value: Any) -> float:
 
 
 def _rtol(value: Any) -> float:
-    if not math.isfinite(_number(value)) or value <= 0:
-        raise ValueError("must be a positive number")
-    return float(value)
+    """As ``--impl-rtol`` takes it: impl.check_rtol's rule and words, the option unnamed."""
+    try:
+        rtol = impl.check_rtol(_number(value))
+    except OptionError as error:
+        raise ValueError(_unnamed(error)) from None
+    assert rtol is not None  # a number in, a number out
+    return rtol
+
+
+def _unnamed(error: OptionError) -> str:
+    """An option's problem in the words of a key (the key is named before it)."""
+    return error.problem.format(option="").removeprefix(": ").strip()
 
 
 def _fail_on(value: Any) -> str:
@@ -123,7 +132,7 @@ def _fail_on(value: Any) -> str:
     try:
         categories = parse_fail_on(words)
     except OptionError as error:
-        raise ValueError(error.problem.format(option="").removeprefix(": ")) from None
+        raise ValueError(_unnamed(error)) from None
     # "none" (or an empty list) is a policy, not a missing value: keep it explicit.
     return ",".join(c.value for c in categories) or "none"
 
