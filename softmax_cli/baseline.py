@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from softmax_cli.errors import InputError
+from softmax_cli.errors import InputError, OptionError
 from softmax_cli.health import HEALTH_NAMES
 from softmax_cli.report import BREAKING, BUILTIN, NAIVE, Report
 
@@ -70,6 +70,16 @@ class Drift:
         """Did the minimum headroom fall by more than the allowed drop?"""
         change = self.min_headroom.change
         return change is not None and -change > self.max_headroom_drop
+
+
+def check_headroom_drop(max_headroom_drop: float) -> float:
+    """``max_headroom_drop`` validated (a finite number of nats, 0 or more) before any work."""
+    if not math.isfinite(max_headroom_drop) or max_headroom_drop < 0:
+        raise OptionError(
+            "max_headroom_drop",
+            f"{{option}} must be a finite number, 0 or more, not {max_headroom_drop!r}",
+        )
+    return float(max_headroom_drop)
 
 
 def load(path: str) -> Baseline:

@@ -11,7 +11,6 @@ import dataclasses
 import errno
 import fcntl
 import functools
-import math
 import os
 import re
 import shutil
@@ -426,8 +425,7 @@ def run(
         own = impl.resolve(impls)
         impl_rtol = impl.check_rtol(impl_rtol)
         # Everything the extra outputs need is checked before any work.
-        if not math.isfinite(max_headroom_drop) or max_headroom_drop < 0:
-            raise UsageError(f"--max-headroom-drop {max_headroom_drop}: give a finite X >= 0")
+        baseline.check_headroom_drop(max_headroom_drop)
         old = None if baseline_path is None else baseline.load(baseline_path)
         if export_flagged is not None:
             export.refuse_unusable(export_flagged)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import difflib
 import enum
-import math
 import os
 import stat
 import tomllib
@@ -23,7 +22,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from softmax_cli import impl
+from softmax_cli import baseline, impl
 from softmax_cli.errors import OptionError, SoftmaxCheckError
 from softmax_cli.options import (
     DTYPE_ALIASES,
@@ -101,9 +100,11 @@ def _boolean(value: Any) -> bool:
 
 
 def _headroom_drop(value: Any) -> float:
-    if not math.isfinite(_number(value)) or value < 0:
-        raise ValueError("must be a finite number, 0 or more")
-    return float(value)
+    """As ``--max-headroom-drop`` takes it (baseline.check_headroom_drop)."""
+    try:
+        return baseline.check_headroom_drop(_number(value))
+    except OptionError as error:
+        raise ValueError(_unnamed(error)) from None
 
 
 def _rtol(value: Any) -> float:

@@ -240,3 +240,11 @@ def test_ignored_padding_is_neither_new_nor_fixed(
     # The overflowing row 4 still counts: only the ignored samples are set aside.
     flagged = invoke("a.npy", "--masked", "ignore", "--format", "json", "--fail-on", "none")
     assert json.loads(flagged.stdout)["summary"]["naive"]["breaks"] == 1
+
+
+@pytest.mark.parametrize("drop", ["-1", "nan", "inf"])
+def test_a_max_headroom_drop_that_is_no_distance_is_a_usage_error(dumps: Path, drop: str) -> None:
+    result = invoke("new.npy", "--baseline", "old.json", "--max-headroom-drop", drop)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert "--max-headroom-drop must be a finite number, 0 or more" in result.stderr
