@@ -27,7 +27,7 @@ import typer
 import typer.core
 from rich.console import Console
 
-from softmax_cli import baseline, config, export, impl, sources
+from softmax_cli import atomic, baseline, config, export, impl, sources
 from softmax_cli.classify import check_loaded
 from softmax_cli.errors import (
     ExitCode,
@@ -861,7 +861,7 @@ def _stage(target: _Target, text: Iterable[str]) -> str:
         fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:40]}.")
         with os.fdopen(fd, "w", encoding="utf-8", errors=_ERRORS) as stream:
             stream.writelines(text)
-        mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask()
+        mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~atomic.umask()
         os.chmod(temporary, mode)
         return temporary
     except BaseException:
@@ -880,12 +880,6 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.samefile(b)
     except (OSError, ValueError):
         return False
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
 
 
 def main() -> None:

@@ -11,14 +11,13 @@ with plain NumPy (and PyTorch autograd when it is installed) and prints what bre
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from softmax_cli import atomic
 from softmax_cli.errors import UsageError
 from softmax_cli.load import Loaded
 from softmax_cli.report import Report
@@ -79,29 +78,10 @@ def write(directory: str, report: Report, loaded: Sequence[Loaded], limit: int =
         "source": report.input.logits,
         "dtype": str(tensors["logits"].dtype),
     }
-    _atomic(path / LOGITS_FILE, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    atomic.write(path / LOGITS_FILE, lambda tmp: save_file(tensors, tmp, metadata=metadata))
     script = SCRIPT.replace("@DTYPE@", report.compute_dtype)
-    _atomic(path / SCRIPT_FILE, lambda tmp: Path(tmp).write_text(script, encoding="utf-8"))
+    atomic.write(path / SCRIPT_FILE, lambda tmp: Path(tmp).write_text(script, encoding="utf-8"))
     return len(tensors["index"])
-
-
-def _atomic(target: Path, write_to: object) -> None:
-    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    os.close(fd)
-    try:
-        write_to(temporary)  # type: ignore[operator]
-        os.chmod(temporary, 0o666 & ~_umask())
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
 
 
 SCRIPT = r'''"""Reproduce softmax-check's findings on the flagged rows saved beside this script.

@@ -17,6 +17,7 @@ import numpy as np
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 
+from softmax_cli import atomic
 from softmax_cli.errors import UsageError
 from softmax_cli.report import Report
 
@@ -144,9 +145,6 @@ def require_matplotlib() -> None:
 
 def write_png(report: Report, path: str) -> None:
     """The chart as a PNG at ``path`` (Agg backend: no display needed), written atomically."""
-    import os
-    import tempfile
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -183,14 +181,4 @@ def write_png(report: Report, path: str) -> None:
         f"computed in {report.compute_dtype})",
         fontsize=10,
     )
-    fd, temporary = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".png")
-    os.close(fd)
-    try:
-        figure.savefig(temporary, format="png")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    atomic.write(path, lambda temporary: figure.savefig(temporary, format="png"))
