@@ -20,6 +20,16 @@ from softmax_cli.report import NAIVE, STABLE, InputFlag, Report
 # Widest first: the verdict reads "safe down to X" along this order.
 SWEEP_DTYPES: tuple[str, ...] = ("float64", "float32", "bfloat16", "float16")
 
+# The matrix's columns as the renderers lay them out: (header, holds numbers).
+COLUMNS: tuple[tuple[str, bool], ...] = (
+    ("dtype", False),
+    ("naive breaks", True),
+    ("stable breaks", True),
+    ("input flags", False),
+    ("notes", True),
+    ("min headroom", True),
+)
+
 
 @dataclass(frozen=True)
 class SweepRow:

@@ -9,7 +9,7 @@ table: a comment has a size limit.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -31,7 +31,7 @@ from softmax_cli.render.words import (
     verdict_line,
 )
 from softmax_cli.report import InputInfo, Report
-from softmax_cli.sweep import rows, verdict
+from softmax_cli.sweep import COLUMNS, rows, verdict
 
 
 def render(report: Report, view: View = DEFAULT_VIEW) -> str:
@@ -79,18 +79,19 @@ def _health_blocks(report: Report) -> list[str]:
     blocks = []
     rows = health.health_rows(report)
     if rows:
-        columns = health.HEALTH_COLUMNS
-        lines = [_row(columns), _rule(["---", *("---:" for _ in columns[1:])])]
-        blocks.append("\n".join(lines + [_row(r) for r in rows]))
+        blocks.append(_numbers_table(health.HEALTH_COLUMNS, rows))
     if report.drift is not None:
-        columns = health.DRIFT_COLUMNS
-        lines = [_row(columns), _rule(["---", *("---:" for _ in columns[1:])])]
-        lines += [_row(r) for r in health.drift_rows(report)]
         blocks.append(f"### {_escape(health.drift_title(report))}")
-        blocks.append("\n".join(lines))
+        blocks.append(_numbers_table(health.DRIFT_COLUMNS, health.drift_rows(report)))
         blocks.append(_escape(health.drift_verdict(report)))
     blocks.extend(f"> {_escape(line)}" for line in health.trap_lines(report))
     return blocks
+
+
+def _numbers_table(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """A name column, then columns of numbers, right-aligned."""
+    lines = [_row(columns), _rule(["---", *("---:" for _ in columns[1:])])]
+    return "\n".join(lines + [_row(r) for r in rows])
 
 
 def _counts(report: Report) -> str:
@@ -110,8 +111,10 @@ def _sweep(report: Report) -> list[str]:
     sweep = rows(report)
     if not sweep:
         return []
-    header = ["dtype", "naive breaks", "stable breaks", "input flags", "notes", "min headroom"]
-    lines = [_row(header), _rule(["---", "---:", "---:", "---", "---:", "---:"])]
+    lines = [
+        _row(name for name, _ in COLUMNS),
+        _rule("---:" if numbers else "---" for _, numbers in COLUMNS),
+    ]
     for row in sweep:
         name = row.compute_dtype
         lines.append(

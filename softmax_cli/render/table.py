@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,7 +47,7 @@ from softmax_cli.render.words import (
     verdict_line,
 )
 from softmax_cli.report import Implementation, PathFlags, Report, SampleResult
-from softmax_cli.sweep import rows, verdict
+from softmax_cli.sweep import COLUMNS, rows, verdict
 
 BROKEN_STYLE = "bold red"
 NOTE_STYLE = "yellow"
@@ -122,25 +122,25 @@ def _health_parts(report: Report) -> list[RenderableType]:
     parts: list[RenderableType] = []
     rows = health.health_rows(report)
     if rows:
-        table = Table(box=box.SIMPLE_HEAD)
-        for k, name in enumerate(health.HEALTH_COLUMNS):
-            table.add_column(name, justify="left" if k == 0 else "right")
-        for row in rows:
-            table.add_row(*row)
-        parts.append(table)
+        parts.append(_numbers_table(health.HEALTH_COLUMNS, rows))
     if chart.informative(report):
         parts.append(chart.TerminalChart(report))
     if report.drift is not None:
         parts.append(Text(health.drift_title(report), style="bold"))
-        table = Table(box=box.SIMPLE_HEAD)
-        for k, name in enumerate(health.DRIFT_COLUMNS):
-            table.add_column(name, justify="left" if k == 0 else "right")
-        for row in health.drift_rows(report):
-            table.add_row(*row)
-        parts.append(table)
+        parts.append(_numbers_table(health.DRIFT_COLUMNS, health.drift_rows(report)))
         parts.append(Text(health.drift_verdict(report)))
     parts.extend(Text(line, style=NOTE_STYLE) for line in health.trap_lines(report))
     return parts
+
+
+def _numbers_table(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> Table:
+    """A name column, then columns of numbers, right-aligned."""
+    table = Table(box=box.SIMPLE_HEAD)
+    for k, name in enumerate(columns):
+        table.add_column(name, justify="left" if k == 0 else "right")
+    for row in rows:
+        table.add_row(*row)
+    return table
 
 
 def _input_line(report: Report) -> str:
@@ -227,15 +227,8 @@ def sweep_matrix(report: Report) -> list[RenderableType]:
         title_justify="left",
         box=box.SIMPLE_HEAD,
     )
-    for name, justify in (
-        ("dtype", "left"),
-        ("naive breaks", "right"),
-        ("stable breaks", "right"),
-        ("input flags", "left"),
-        ("notes", "right"),
-        ("min headroom", "right"),
-    ):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for name, numbers in COLUMNS:
+        table.add_column(name, justify="right" if numbers else "left")
     for row in sweep:
         table.add_row(
             Text(
