@@ -34,6 +34,7 @@ def assert_passes(
 def failure_message(report: Report) -> str:
     """The verdict, the counts of failing samples per category and per implementation, and
     the worst :data:`WORST_SHOWN` failing samples, one line each."""
+    from softmax_cli.errors import display
     from softmax_cli.render.words import meaning, sample_label, verdict_line, verdicts
 
     s = report.summary
@@ -46,7 +47,7 @@ def failure_message(report: Report) -> str:
         f"worst {min(len(failing), WORST_SHOWN)} of the failing samples:",
     ]
     for sample in report.results(failing[:WORST_SHOWN]):
-        where = f" of {sample.file}" if sample.file else ""
+        where = f" of {display(sample.file)}" if sample.file else ""
         target = "no target" if sample.target is None else f"target {sample.target}"
         failing_in = ",".join(c.value for c in sample.failing)
         lines.append(
