@@ -62,20 +62,17 @@ def test_an_unchanged_dump_passes_fail_on_regression(dumps: Path) -> None:
     assert result.exit_code == 0, result.output
 
 
+def against_old(fmt: str, fail_on: str, *extra: str):
+    """new.npy checked against the baseline old.json, in ``fmt``."""
+    return invoke(
+        "new.npy", "--targets", "targets.npy", "--baseline", "old.json", "--format", fmt,
+        "--fail-on", fail_on, *extra,
+    )  # fmt: skip
+
+
 def baseline_block(*extra: str, fail_on: str = "none", exit_code: int = 0) -> dict:
     """The JSON report of new.npy against the baseline old.json."""
-    result = invoke(
-        "new.npy",
-        "--targets",
-        "targets.npy",
-        "--baseline",
-        "old.json",
-        "--format",
-        "json",
-        "--fail-on",
-        fail_on,
-        *extra,
-    )
+    result = against_old("json", fail_on, *extra)
     assert result.exit_code == exit_code, result.output
     return json.loads(result.stdout)
 
@@ -176,17 +173,7 @@ def test_a_baseline_of_another_sample_count_exits_2(dumps: Path) -> None:
     ("fmt", "name"), [("json", "json.json"), ("table", "table.txt"), ("markdown", "markdown.md")]
 )
 def test_drift_output_matches_its_golden_file(dumps: Path, fmt: str, name: str) -> None:
-    result = invoke(
-        "new.npy",
-        "--targets",
-        "targets.npy",
-        "--baseline",
-        "old.json",
-        "--format",
-        fmt,
-        "--fail-on",
-        "regression",
-    )
+    result = against_old(fmt, "regression")
     assert result.exit_code == 1
     text = result.stdout.replace(__version__, "VERSION")
     golden = GOLDEN / name
