@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -46,8 +47,8 @@ class Source:
     dtype: str
     class_axis: int
     ignore_index: int
-    compute_dtype: str
-    piece_rows: int
+    compute_dtypes: tuple[str, ...]  # the report's first, then the sweep's (local order)
+    piece_rows: tuple[int, ...]  # one per compute dtype
 
 
 @dataclass(frozen=True)
@@ -60,31 +61,33 @@ class Failure:
     hint: str | None
 
 
-Rows = list[tuple[int, int, Findings, Measures]]
+# Per block: its bounds and its findings and measures in each compute dtype.
+Rows = list[tuple[int, int, list[tuple[Findings, Measures]]]]
 
 
 def classify(
     address: str,
     parts: list[Part],
     options: CheckOptions,
-    dtype: ComputeDtype,
+    dtypes: Sequence[ComputeDtype],
     on_progress: Progress | None,
     keys: ArrayKeys,
-) -> tuple[Findings, Measures]:
-    """Findings and measures of every part's rows, computed on the cluster at ``address``;
+) -> list[tuple[Findings, Measures]]:
+    """Findings and measures of every part's rows in each of ``dtypes``, computed on the
+    cluster at ``address``, each block read once for all of them as a local run reads it;
     ``keys`` say how the files were read, for the workers to read them the same way."""
     from softmax_cli.classify import _piece_rows, blocks
 
     distributed = _distributed()
     n = sum(p.rows.count for p in parts)
-    findings, measures = Findings.blank(n, work=dtype.work), Measures.empty(n, dtype.work)
-    piece = _piece_rows(parts[0].rows.classes, dtype)
-    sources = [_source(p, options, dtype, piece, keys) for p in parts]
+    results = [(Findings.blank(n, work=d.work), Measures.empty(n, d.work)) for d in dtypes]
+    pieces = tuple(_piece_rows(parts[0].rows.classes, d) for d in dtypes)
+    sources = [_source(p, options, dtypes, pieces, keys) for p in parts]
     names = {s.logits: p.loaded.logits_name for s, p in zip(sources, parts, strict=True)}
     names.update(
         {s.targets: p.loaded.targets_name for s, p in zip(sources, parts, strict=True) if s.targets}
     )
-    tasks = _tasks(blocks(parts, piece))
+    tasks = _tasks(blocks(parts, pieces[0]))
     client = _connect(distributed, address)
     try:
         # One map (one message to the scheduler), and results gathered in batches as
@@ -106,17 +109,20 @@ def classify(
                         names.get(result.source, result.source), result.problem, result.hint
                     )
                 first = owner[future.key].first_index
-                for start, stop, block_findings, block_measures in result:
+                for start, stop, per_dtype in result:
                     at = slice(first + start, first + stop)
-                    findings.put(at, block_findings)
-                    measures.put(at, block_measures)
+                    for (findings, measures), (block_findings, block_measures) in zip(
+                        results, per_dtype, strict=True
+                    ):
+                        findings.put(at, block_findings)
+                        measures.put(at, block_measures)
                     done += stop - start
                 future.release()
             if on_progress is not None:
                 on_progress(done, n)
     finally:
         client.close()
-    return findings, measures
+    return results
 
 
 def _distributed() -> Any:
@@ -153,7 +159,11 @@ def refuse_stdin(paths: list[str | None]) -> None:
 
 
 def _source(
-    part: Part, options: CheckOptions, dtype: ComputeDtype, piece: int, keys: ArrayKeys
+    part: Part,
+    options: CheckOptions,
+    dtypes: Sequence[ComputeDtype],
+    pieces: tuple[int, ...],
+    keys: ArrayKeys,
 ) -> Source:
     loaded = part.loaded
     refuse_stdin([loaded.logits_name, loaded.targets_name])
@@ -167,8 +177,8 @@ def _source(
         dtype=str(loaded.logits.dtype),
         class_axis=options.class_axis,
         ignore_index=options.ignore_index,
-        compute_dtype=dtype.name,
-        piece_rows=piece,
+        compute_dtypes=tuple(d.name for d in dtypes),
+        piece_rows=pieces,
     )
 
 
@@ -188,20 +198,18 @@ def _tasks(block_list: list[tuple[int, int, int]]) -> list[tuple[int, list[tuple
 
 def classify_blocks(source: Source, spans: list[tuple[int, int]]) -> Rows | Failure:
     """Run on a worker: read ``source``'s blocks at ``spans`` and classify each one."""
-    from softmax_cli.classify import classify_block
+    from softmax_cli.classify import classify_in
     from softmax_cli.dtypes import COMPUTE_DTYPES
 
     try:
         status = os.stat(source.logits)
         rows, targets = _open(source, status.st_mtime_ns, status.st_size)
-        dtype = COMPUTE_DTYPES[source.compute_dtype]
+        dtypes = [COMPUTE_DTYPES[name] for name in source.compute_dtypes]
         out: Rows = []
         for start, stop in spans:
             block_targets = None if targets is None else targets[start:stop]
-            block_findings, block_measures = classify_block(
-                rows.block(start, stop), block_targets, dtype, source.piece_rows
-            )
-            out.append((start, stop, block_findings, block_measures))
+            x = rows.block(start, stop)
+            out.append((start, stop, classify_in(x, block_targets, dtypes, source.piece_rows)))
         return out
     except FileNotFoundError:
         return _failure(source, InputError(source.logits, "no such file"))

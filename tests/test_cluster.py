@@ -74,9 +74,12 @@ def run(*args: object) -> tuple[int, str]:
     return result.exit_code, result.stdout
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float16"])
-def test_the_cluster_report_is_the_local_one_byte_for_byte(scheduler, shards, dtype):
-    args = (shards, "--format", "json", "--all", "--dtype", dtype)
+@pytest.mark.parametrize(
+    ("dtype", "sweep"), [("float32", ()), ("float16", ()), ("float32", ("--sweep",))]
+)
+def test_the_cluster_report_is_the_local_one_byte_for_byte(scheduler, shards, dtype, sweep):
+    """With --sweep too: the float64 the sweep reads off float32 is read off the same way."""
+    args = (shards, "--format", "json", "--all", "--dtype", dtype, *sweep)
     assert run(*args, "--scheduler", scheduler) == run(*args)
 
 

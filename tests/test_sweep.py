@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from softmax_cli import check, classify
+from softmax_cli import check, classify, widen
 from softmax_cli.cli import app
+from softmax_cli.dtypes import COMPUTE_DTYPES
 from softmax_cli.options import OutputFormat
 from softmax_cli.render import json as json_render
 from softmax_cli.render import render
@@ -52,20 +53,74 @@ def test_sweep_lists_the_four_dtypes_widest_first(mixed):
     assert list(SWEEP_DTYPES) == ORDER
 
 
+def extreme_rows(rng: np.random.Generator, classes: int = 9) -> np.ndarray:
+    """Rows at and around every limit of every dtype, and rows no dtype can check."""
+    peaks = [0.0, 11.0, 11.2, 80.0, 86.0, 87.5, 88.5, 88.8, 100.0]
+    peaks += [690.0, 705.0, 707.5, 709.5, 709.9, 720.0, -90.0, -100.0, -105.0, -700.0, -750.0]
+    x = np.concatenate([_rows(3, peak, rng, classes) for peak in peaks])
+    low = _rows(6, 0.0, rng, classes)
+    low[:, 1] = [-84.0, -87.0, -90.0, -104.0, -705.0, -750.0]  # the target's p[t] is tiny
+    odd = _rows(3, 0.0, rng, classes)
+    odd[0] = -np.inf
+    odd[1, 2] = np.nan
+    odd[2, 3] = np.inf
+    return np.concatenate([x, low, odd])
+
+
+def extreme_targets(x: np.ndarray) -> np.ndarray:
+    targets = np.zeros(len(x), dtype=np.int64)
+    targets[-9:-3] = 1  # the low rows' tiny class
+    targets[::7] = -100  # some ignored
+    return targets
+
+
+def assert_close(got, expected, path="summary"):
+    """Equal JSON summaries, floats to 1e-5 (a dtype read off another: see widen)."""
+    if isinstance(expected, dict):
+        assert got.keys() == expected.keys(), path
+        for key in expected:
+            assert_close(got[key], expected[key], f"{path}.{key}")
+    elif isinstance(expected, float) and not isinstance(got, str):
+        assert got == pytest.approx(expected, rel=1e-5, abs=1e-5), path
+    else:
+        assert got == expected, path
+
+
+@pytest.mark.parametrize("source", ["float32", "bfloat16", "float16"])
+@pytest.mark.parametrize("data", ["mixed", "extreme"])
 @pytest.mark.parametrize("dtype", ORDER)
-def test_each_swept_dtype_finds_what_a_check_in_that_dtype_alone_finds(mixed, dtype):
-    swept = next(r for r in check(*mixed, sweep=True).sweep if r.compute_dtype == dtype)
-    alone = check(*mixed, dtype=dtype)
-    assert swept.summary == alone.summary
+def test_each_swept_dtype_finds_what_a_check_in_that_dtype_alone_finds(
+    mixed, rng, source, data, dtype
+):
+    """Flags and counts exactly; the dtypes read off another (float64 of a float32 dump,
+    float32 and float64 of a half-precision one) their losses and health to 1e-5."""
+    x, targets = mixed if data == "mixed" else (extreme_rows(rng), None)
+    if targets is None:
+        targets = extreme_targets(x)
+    with np.errstate(over="ignore"):  # beyond float16's range: +-inf, out_of_range
+        x = x.astype(COMPUTE_DTYPES[source].storage)
+    swept = next(r for r in check(x, targets, sweep=True).sweep if r.compute_dtype == dtype)
+    alone = check(x, targets, dtype=dtype)
+    read_off = dtype in widen.plan(
+        [COMPUTE_DTYPES[d] for d in (source, *ORDER)], x.dtype, x.shape[1]
+    )
+    assert read_off == (dtype == "float64" or (source != "float32" and dtype == "float32")), (
+        "which dtypes are read off another"
+    )
     np.testing.assert_array_equal(swept.findings.input, alone.findings.input)
     for name in ("naive", "stable"):
-        np.testing.assert_array_equal(
-            swept.findings.impls[name].flags, alone.findings.impls[name].flags
-        )
-        np.testing.assert_array_equal(
-            swept.findings.impls[name].loss, alone.findings.impls[name].loss
-        )
-    np.testing.assert_array_equal(swept.headroom, alone.headroom)
+        mine, theirs = swept.findings.impls[name], alone.findings.impls[name]
+        np.testing.assert_array_equal(mine.flags, theirs.flags, name)
+        if read_off:  # 1e-4 relative or absolute, says the contract
+            np.testing.assert_allclose(mine.loss, theirs.loss, rtol=1e-6, atol=1e-6)
+        else:
+            np.testing.assert_array_equal(mine.loss, theirs.loss)
+    if read_off:
+        assert_close(json_render.document(swept)["summary"], json_render.document(alone)["summary"])
+        np.testing.assert_allclose(swept.headroom, alone.headroom, rtol=1e-9, atol=1e-5)
+    else:
+        assert swept.summary == alone.summary
+        np.testing.assert_array_equal(swept.headroom, alone.headroom)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
@@ -222,7 +277,7 @@ def test_json_sweep_is_per_contract_and_valid(mixed):
     for entry in document["sweep"]:
         assert set(entry) == {"compute_dtype", "passed", "summary"}
         alone = check(*mixed, dtype=entry["compute_dtype"])
-        assert entry["summary"] == json_render.document(alone)["summary"]
+        assert_close(entry["summary"], json_render.document(alone)["summary"])
         assert entry["passed"] == alone.passed
     assert document["compute_dtype"] == "float32"
     assert list(document)[-1] == "samples"
