@@ -134,8 +134,6 @@ def reduce_rows(
         count = counts[: stop - start]
         at_target = (count, picked[rows])
         with np.errstate(all="ignore"):  # NaN, inf and masked rows are sorted out in derive
-            if narrows:
-                out.out_of_range[rows] = (np.isinf(piece) & ~np.isinf(x[rows])).any(axis=1)
             out.logit_t[rows] = piece[at_target]
             if dtype.is_emulated:
                 m = piece.max(axis=1)  # NaN if the row holds one
@@ -144,6 +142,8 @@ def reduce_rows(
                 _naive(piece, None, out.logit_t[rows], at_target, dtype, (e, d), out, rows)
                 m = piece.max(axis=1)
             out.max[rows] = m
+            if narrows:
+                out.out_of_range[rows] = _cast_overflows(piece, x[rows], m)
             # With every maximum finite there is no NaN in x - m or exp(x - m): the
             # roundings to D can skip their own NaN check.
             finite = dtype.is_emulated and math.isfinite(m.sum())
@@ -242,6 +242,22 @@ def _naive(
     naive_e = dtype.round(naive_e, scratch=d[: len(which)], finite=known, in_range=known)
     out.naive_sum[rows][which] = kernels.sum_rows(naive_e, dtype)
     out.naive_exp_t[rows][which] = naive_e[np.arange(len(which)), at_target[1][which]]
+
+
+def _cast_overflows(piece: np.ndarray, source: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Which rows of ``piece`` (``source`` in D, ``m`` its row maxima) hold an infinity
+    where ``source`` holds a finite value: a value beyond D's range, which the cast made
+    infinite.
+
+    Only a row whose maximum in D is ``+inf`` (or NaN) or whose minimum is ``-inf`` can: one
+    cheap reduction finds those (masked rows among them), and only they are compared entry
+    by entry with the file, four passes that every row used to take.
+    """
+    found = np.zeros(len(piece), dtype=bool)
+    suspects = np.flatnonzero(~(m < np.inf) | (piece.min(axis=1) == -np.inf))
+    if len(suspects):
+        found[suspects] = (np.isinf(piece[suspects]) & ~np.isinf(source[suspects])).any(axis=1)
+    return found
 
 
 def _weighted(rows: np.ndarray, m: np.ndarray) -> np.ndarray:
