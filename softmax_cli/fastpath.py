@@ -117,7 +117,11 @@ def reduce_rows(
     """
     n, classes = x.shape
     out = RowScalars.empty(n, dtype)
-    piece_rows = max(1, min(piece_rows, n))
+    piece_rows = max(1, piece_rows)
+    # Buffers for whole pieces even when x is shorter: a sweep checks a handful of rows
+    # (those read off another dtype cannot answer) between whole blocks, and buffers sized
+    # to them would push the blocks' out of the cache of kept ones, to be made anew (and
+    # their pages faulted in) at every block.
     x_buf, e_buf, d_buf, exact_buf = _scratch.buffers(piece_rows, classes, dtype)
     picked = np.maximum(targets, 0)
     narrows = dtype.narrows(x.dtype)

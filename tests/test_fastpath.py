@@ -236,3 +236,19 @@ def test_scratch_buffers_are_kept_per_dtype_and_bounded():
         scratch.buffers(4, classes, f32)
     assert len(scratch.kept) == fastpath._Scratch.KEPT
     assert scratch.buffers(4, 100, f32) is not first  # the oldest went first
+
+
+def test_a_few_rows_use_the_whole_pieces_buffers():
+    """The handful of rows a sweep checks between blocks (those its float64 cannot read off
+    float32) must find the blocks' buffers, not push them out for buffers of their size."""
+    from softmax_cli import fastpath
+
+    dtype = COMPUTE_DTYPES["float32"]
+    rng = np.random.default_rng(8)
+    block, few = rng.standard_normal((8, 50)), rng.standard_normal((3, 50))
+    targets = np.zeros(8, dtype=np.int64)
+    fastpath.reduce_rows(block, targets, dtype, piece_rows=4)
+    before = dict(fastpath._scratch.kept)
+    fastpath.reduce_rows(few, targets[:3], dtype, piece_rows=4)
+    assert fastpath._scratch.kept.keys() == before.keys()
+    assert all(fastpath._scratch.kept[k] is v for k, v in before.items())
