@@ -172,9 +172,12 @@ def reduce_rows(
                 # float32 would round to 6e-8, the entropy with it.
                 out.exact_sum[rows] = 1.0 + exact.sum(axis=1, dtype=np.float32).astype(np.float64)
             exact[top] = np.exp(kept)  # 1, where m is finite
-            # The entropy's sum(e * (x - m)) from the unrounded e, one BLAS-like pass; a
-            # masked entry makes it 0 * -inf = NaN, recomputed below for those rows only.
-            weighted = np.vecdot(exact, shifted)
+            # The entropy's sum(e * (x - m)) from the unrounded e, in one pass; a masked
+            # entry makes it 0 * -inf = NaN, recomputed below for those rows only. einsum,
+            # not np.vecdot: vecdot calls BLAS, whose threads (OpenBLAS starts one per core
+            # for a row this long) fight the classifier's own workers for the cores and
+            # cost more than they save, and whose sum then depends on their number.
+            weighted = np.einsum("ij,ij->i", exact, shifted)
             if math.isnan(weighted.sum()):
                 again = np.flatnonzero(np.isnan(weighted) & np.isfinite(m))
                 weighted[again] = _weighted(piece[again], m[again])
