@@ -51,7 +51,7 @@ def passes(x: np.ndarray, t: np.ndarray, margin: bool, entropy: bool) -> None:
                 shifted[top] = kept
             np.exp(shifted, out=exact)
             if entropy:
-                np.vecdot(exact, shifted)
+                np.einsum("ij,ij->i", exact, shifted)
             exact.sum(axis=1), exact[at]
 
 
