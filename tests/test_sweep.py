@@ -382,3 +382,24 @@ def test_readme_thresholds_table_is_what_the_dtypes_say():
         assert same(normal, float(finfo.smallest_normal)), name
         assert same(subnormal, float(finfo.smallest_subnormal)), name
         assert same(window.removeprefix("±"), dtype.log_max), name
+
+
+def test_integer_logits_sweep_reads_float64_off_float32(rng):
+    """int16 logits are exact in float32 and float64: float64 is read off, and agrees."""
+    x = rng.integers(-30, 30, size=(40, 9)).astype(np.int16)
+    x[3, 2] = 200  # past float32's limit, within float64's
+    targets = rng.integers(0, 9, size=40)
+    assert "float64" in widen.plan(
+        [COMPUTE_DTYPES[d] for d in ("float32", *ORDER)], x.dtype, x.shape[1]
+    )
+    swept = {r.compute_dtype: r for r in check(x, targets, sweep=True).sweep}
+    alone = check(x, targets, dtype="float64")
+    for name in ("naive", "stable"):
+        np.testing.assert_array_equal(
+            swept["float64"].findings.impls[name].flags, alone.findings.impls[name].flags
+        )
+    assert_close(
+        json_render.document(swept["float64"])["summary"], json_render.document(alone)["summary"]
+    )
+    assert swept["float32"].summary.naive.breaks == 1  # exp(200) overflows float32 only
+    assert swept["float64"].summary.naive.breaks == 0
