@@ -13,6 +13,9 @@ import json
 import jsonschema
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from typer.testing import CliRunner
 
 from softmax_cli import check, classify, widen
@@ -403,3 +406,42 @@ def test_integer_logits_sweep_reads_float64_off_float32(rng):
     )
     assert swept["float32"].summary.naive.breaks == 1  # exp(200) overflows float32 only
     assert swept["float64"].summary.naive.breaks == 0
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), source=st.sampled_from(["float32", "bfloat16", "float16"]))
+def test_read_off_dtypes_flag_what_a_check_alone_flags_on_any_rows(data, source):
+    """Rows drawn around every limit the read-off reasons about (each dtype's exp overflow,
+    log Z at +-ln(max), a target's log p at -ln(max), masks, NaN): the read-off dtypes'
+    flags are those of a check in that dtype alone, their losses agree."""
+    classes = data.draw(st.integers(1, 7), label="classes")
+    rows = data.draw(st.integers(1, 6), label="rows")
+    edges = [88.72, 86.7, 90.7, -86.7, -88.72, -103.9, 709.78, 707.8, -707.8, -745.1, 11.09]
+    elements = st.one_of(
+        st.floats(-800, 800, width=32),
+        st.sampled_from([-np.inf, np.inf, np.nan, *edges]),
+        st.floats(-3, 3, width=32),
+    )
+    x = data.draw(hnp.arrays(np.float64, (rows, classes), elements=elements), label="x")
+    targets = data.draw(
+        hnp.arrays(
+            np.int64,
+            rows,
+            elements=st.integers(-100, classes - 1).filter(lambda t: t == -100 or t >= 0),
+        ),
+        label="targets",
+    )
+    with np.errstate(over="ignore"):
+        x = x.astype(COMPUTE_DTYPES[source].storage)
+    report = check(x, targets, sweep=True)
+    plan = widen.plan([COMPUTE_DTYPES[d] for d in (source, *ORDER)], x.dtype, classes)
+    for swept in report.sweep:
+        if swept.compute_dtype not in plan:
+            continue
+        alone = check(x, targets, dtype=swept.compute_dtype)
+        np.testing.assert_array_equal(swept.findings.input, alone.findings.input)
+        for name in ("naive", "stable"):
+            mine, theirs = swept.findings.impls[name], alone.findings.impls[name]
+            np.testing.assert_array_equal(mine.flags, theirs.flags, name)
+            np.testing.assert_allclose(mine.loss, theirs.loss, rtol=1e-6, atol=1e-6)
+        assert swept.summary.impls == alone.summary.impls
