@@ -2,6 +2,12 @@
 
     python benchmarks/health_bench.py                 # against b685e5c, 4096 x 32000 float32
     python benchmarks/health_bench.py --base HEAD~3 --rounds 6
+    python benchmarks/health_bench.py --without-health --rounds 16
+
+``--without-health`` compares with this very tree with the float32 check's health passes
+taken out (``ABLATION``: no argmax and second-largest entry for the margin, no weighted sum
+for the entropy, ``exp(x - m)`` in place as before them): what the measures cost now,
+apart from everything else that changed since b685e5c.
 
 Exports the revision's ``softmax_cli`` into a temporary directory and times the in-process
 check (the minimum of 3 runs after a warm-up, in a fresh process) of the benchmark dump,
@@ -14,6 +20,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -42,20 +49,60 @@ print(min(times))
 """
 
 
+# The float32 path of fastpath.reduce_rows without its health passes. The lines from
+# FIRST to LAST (the margin's and the entropy's passes) are kept for the emulated dtypes
+# only; float32 takes ABLATED instead. PEAKED finds the maximum of a peaked row itself
+# (those rows read the margin's argmax). Each must match once, or the ablation is stale.
+FIRST = "            top = (count, shifted.argmax(axis=1))\n"
+LAST = "            out.weighted[rows] = weighted\n"
+ABLATED = """            else:  # ablated: no margin, no entropy, exp(x - m) in place
+                out.second[rows] = np.nan
+                out.weighted[rows] = 0
+                exact = np.exp(shifted, out=shifted)
+"""
+PEAKED = (
+    "                    others[np.arange(len(peaked)), top[1][peaked]] = 0\n",
+    "                    others[np.arange(len(peaked)), others.argmax(axis=1)] = 0\n",
+)
+
+
+def ablated(directory: str) -> None:
+    """This tree's softmax_cli in ``directory``, its float32 health passes taken out."""
+    shutil.copytree(ROOT / "softmax_cli", Path(directory) / "softmax_cli")
+    path = Path(directory) / "softmax_cli" / "fastpath.py"
+    text = path.read_text()
+    if not all(text.count(line) == 1 for line in (FIRST, LAST, PEAKED[0])):
+        sys.exit("health_bench: the ablation no longer matches softmax_cli/fastpath.py")
+    head, rest = text.split(FIRST)
+    passes, tail = rest.split(LAST)
+    kept = "".join(
+        "    " + line if line.strip() else line
+        for line in (FIRST + passes + LAST).splitlines(keepends=True)
+    )
+    text = head + "            if dtype.is_emulated:\n" + kept + ABLATED + tail
+    path.write_text(text.replace(*PEAKED))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--base", default="b685e5c", help="git revision to compare with")
+    parser.add_argument(
+        "--without-health", action="store_true", help="compare with this tree, health ablated"
+    )
     parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
     logits, targets = make_dump(4096, 32000)
     with tempfile.TemporaryDirectory() as base, tempfile.TemporaryDirectory() as neutral:
-        archive = subprocess.run(
-            ["git", "-C", str(ROOT), "archive", args.base, "softmax_cli"],
-            capture_output=True,
-            check=True,
-        ).stdout
-        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-            tar.extractall(base, filter="data")
+        if args.without_health:
+            ablated(base)
+        else:
+            archive = subprocess.run(
+                ["git", "-C", str(ROOT), "archive", args.base, "softmax_cli"],
+                capture_output=True,
+                check=True,
+            ).stdout
+            with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+                tar.extractall(base, filter="data")
         trees = {"base": base, "this": str(ROOT)}
         times: dict[str, list[float]] = {name: [] for name in trees}
         for _ in range(args.rounds):
