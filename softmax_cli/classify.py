@@ -389,7 +389,8 @@ def classify_in(
     # The dtypes checked in full first: the others are read off them.
     for dtype, piece in sorted(zip(dtypes, pieces, strict=True), key=lambda d: d[0].name in plan):
         if dtype.name in plan:
-            done[dtype.name] = _read_off(x, targets, done[plan[dtype.name].name], dtype, piece)
+            base = done[plan[dtype.name].name][1]
+            done[dtype.name] = _read_off(x, targets, base, dtype, piece)
         else:
             done[dtype.name] = classify_block(x, targets, dtype, piece)
     return [done[d.name] for d in dtypes]
@@ -398,12 +399,13 @@ def classify_in(
 def _read_off(
     x: np.ndarray,
     targets: np.ndarray,
-    base: tuple[Findings, Measures],
+    base: Measures,
     dtype: ComputeDtype,
     piece_rows: int,
 ) -> tuple[Findings, Measures]:
-    """D's findings of ``x`` read off ``base``; the rows that cannot be are checked in D."""
-    findings, measures, rest = widen.read_off(x, targets, base[1], dtype)
+    """D's findings of ``x`` read off ``base``, the measures of another dtype holding its
+    values; the rows that cannot be are checked in full in D."""
+    findings, measures, rest = widen.read_off(x, targets, base, dtype)
     for start in range(0, len(rest), piece_rows):
         which = rest[start : start + piece_rows]
         rows_findings, rows_measures = classify_block(x[which], targets[which], dtype, piece_rows)
