@@ -6,8 +6,8 @@ logits the first check saw, only with more range and precision to compute in; an
 the limits of that range, nothing breaks: the textbook code's sum, probabilities and
 gradient are all finite and nonzero. Whether a row is that far is read off the log Z, the
 maximum and the target's logit the first check measured, with a margin that no rounding
-can cross. Those rows get the answer straight away: no flag, and the loss
-``log Z - x[t]``. The few others (near or past a limit, NaN, infinite or masked) are checked
+can cross. Those rows get the answer straight away: no flag, and the stable code's loss
+``log(s) - (x[t] - m)``. The few others (near or past a limit, NaN, infinite or masked) are checked
 in full in the wide dtype, so every flag and every count is that dtype's own.
 
 What is not the wide dtype's own is the last digits of the numbers: the loss and the health
@@ -41,7 +41,7 @@ def holds(dtype: ComputeDtype, source: np.dtype) -> bool:
     source = np.dtype(source)
     if source == dtype.storage:
         return True
-    mine = ml_dtypes.finfo(dtype.storage)
+    mine = dtype.finfo
     if source.kind in "iub":
         return source.itemsize * 8 <= mine.nmant + 1
     try:
@@ -77,7 +77,7 @@ def _cost(dtype: ComputeDtype) -> int:
 
 def widens(dtype: ComputeDtype, classes: int) -> bool:
     """Does a row sum of ``classes`` terms in D stay within e^0.5 of the exact sum?"""
-    unit = float(ml_dtypes.finfo(dtype.storage).eps) / 2
+    unit = float(dtype.finfo.eps) / 2
     return classes * unit < 0.5
 
 
