@@ -312,12 +312,7 @@ def _classify(
         part, targets = parts[which], row_targets(*task)
         x = part.rows.block(start, stop)
         at = slice(part.first_index + start, part.first_index + stop)
-        per_dtype = classify_in(x, targets, dtypes, pieces)
-        for (findings, measures), (block_findings, block_measures) in zip(
-            results, per_dtype, strict=True
-        ):
-            findings.put(at, block_findings)
-            measures.put(at, block_measures)
+        put_in(results, at, classify_in(x, targets, dtypes, pieces))
         return stop - start
 
     tasks = blocks(parts, pieces[0])
@@ -394,6 +389,20 @@ def classify_in(
         else:
             done[dtype.name] = classify_block(x, targets, dtype, piece)
     return [done[d.name] for d in dtypes]
+
+
+def put_in(
+    results: Sequence[tuple[Findings, Measures]],
+    at: slice,
+    per_dtype: Sequence[tuple[Findings, Measures]],
+) -> None:
+    """A block's findings and measures in each dtype (:func:`classify_in`) into the dump's
+    columns of that dtype, at its rows ``at``."""
+    for (findings, measures), (block_findings, block_measures) in zip(
+        results, per_dtype, strict=True
+    ):
+        findings.put(at, block_findings)
+        measures.put(at, block_measures)
 
 
 def _read_off(

@@ -76,7 +76,7 @@ def classify(
     """Findings and measures of every part's rows in each of ``dtypes``, computed on the
     cluster at ``address``, each block read once for all of them as a local run reads it;
     ``keys`` say how the files were read, for the workers to read them the same way."""
-    from softmax_cli.classify import _piece_rows, blocks
+    from softmax_cli.classify import _piece_rows, blocks, put_in
 
     distributed = _distributed()
     n = sum(p.rows.count for p in parts)
@@ -110,12 +110,7 @@ def classify(
                     )
                 first = owner[future.key].first_index
                 for start, stop, per_dtype in result:
-                    at = slice(first + start, first + stop)
-                    for (findings, measures), (block_findings, block_measures) in zip(
-                        results, per_dtype, strict=True
-                    ):
-                        findings.put(at, block_findings)
-                        measures.put(at, block_measures)
+                    put_in(results, slice(first + start, first + stop), per_dtype)
                     done += stop - start
                 future.release()
             if on_progress is not None:
