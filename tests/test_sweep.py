@@ -89,6 +89,18 @@ def assert_close(got, expected, path="summary"):
         assert got == expected, path
 
 
+def assert_read_off_agrees(swept, alone):
+    """A dtype read off another against its check alone: input flags and path flags
+    equal, losses, headroom and the summary's numbers to 1e-6 / 1e-5 (the contract: 1e-4)."""
+    np.testing.assert_array_equal(swept.findings.input, alone.findings.input)
+    for name in ("naive", "stable"):
+        mine, theirs = swept.findings.impls[name], alone.findings.impls[name]
+        np.testing.assert_array_equal(mine.flags, theirs.flags, name)
+        np.testing.assert_allclose(mine.loss, theirs.loss, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(swept.headroom, alone.headroom, rtol=1e-9, atol=1e-5)
+    assert_close(json_render.document(swept)["summary"], json_render.document(alone)["summary"])
+
+
 @pytest.mark.parametrize("source", ["float32", "bfloat16", "float16"])
 @pytest.mark.parametrize("data", ["mixed", "extreme"])
 @pytest.mark.parametrize("dtype", ORDER)
@@ -110,20 +122,16 @@ def test_each_swept_dtype_finds_what_a_check_in_that_dtype_alone_finds(
     assert read_off == (dtype == "float64" or (source != "float32" and dtype == "float32")), (
         "which dtypes are read off another"
     )
+    if read_off:
+        assert_read_off_agrees(swept, alone)
+        return
     np.testing.assert_array_equal(swept.findings.input, alone.findings.input)
     for name in ("naive", "stable"):
         mine, theirs = swept.findings.impls[name], alone.findings.impls[name]
         np.testing.assert_array_equal(mine.flags, theirs.flags, name)
-        if read_off:  # 1e-4 relative or absolute, says the contract
-            np.testing.assert_allclose(mine.loss, theirs.loss, rtol=1e-6, atol=1e-6)
-        else:
-            np.testing.assert_array_equal(mine.loss, theirs.loss)
-    if read_off:
-        assert_close(json_render.document(swept)["summary"], json_render.document(alone)["summary"])
-        np.testing.assert_allclose(swept.headroom, alone.headroom, rtol=1e-9, atol=1e-5)
-    else:
-        assert swept.summary == alone.summary
-        np.testing.assert_array_equal(swept.headroom, alone.headroom)
+        np.testing.assert_array_equal(mine.loss, theirs.loss)
+    assert swept.summary == alone.summary
+    np.testing.assert_array_equal(swept.headroom, alone.headroom)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
@@ -396,14 +404,7 @@ def test_integer_logits_sweep_reads_float64_off_float32(rng):
         [COMPUTE_DTYPES[d] for d in ("float32", *ORDER)], x.dtype, x.shape[1]
     )
     swept = {r.compute_dtype: r for r in check(x, targets, sweep=True).sweep}
-    alone = check(x, targets, dtype="float64")
-    for name in ("naive", "stable"):
-        np.testing.assert_array_equal(
-            swept["float64"].findings.impls[name].flags, alone.findings.impls[name].flags
-        )
-    assert_close(
-        json_render.document(swept["float64"])["summary"], json_render.document(alone)["summary"]
-    )
+    assert_read_off_agrees(swept["float64"], check(x, targets, dtype="float64"))
     assert swept["float32"].summary.naive.breaks == 1  # exp(200) overflows float32 only
     assert swept["float64"].summary.naive.breaks == 0
 
@@ -438,10 +439,4 @@ def test_read_off_dtypes_flag_what_a_check_alone_flags_on_any_rows(data, source)
     for swept in report.sweep:
         if swept.compute_dtype not in plan:
             continue
-        alone = check(x, targets, dtype=swept.compute_dtype)
-        np.testing.assert_array_equal(swept.findings.input, alone.findings.input)
-        for name in ("naive", "stable"):
-            mine, theirs = swept.findings.impls[name], alone.findings.impls[name]
-            np.testing.assert_array_equal(mine.flags, theirs.flags, name)
-            np.testing.assert_allclose(mine.loss, theirs.loss, rtol=1e-6, atol=1e-6)
-        assert swept.summary.impls == alone.summary.impls
+        assert_read_off_agrees(swept, check(x, targets, dtype=swept.compute_dtype))
