@@ -258,9 +258,9 @@ def _round_to_float16_in_range(values: np.ndarray) -> np.ndarray:
     multiple's); ``(x + c) - c`` is then exact. NaN and inf pass through unchanged. What it
     does not do: a result that rounds to 0 is +0 even for a negative ``x`` (the cast gives
     -0), and where float16 overflows (``|x| >= 65520``) the result is finite (at least
-    65536) rather than inf. The fast path rounds ``x - max`` (which only goes on to ``exp``,
-    where -0 and +0, or -65536 and -inf, give the same) and exponentials bounded by a
-    finite rounded ``exp(max)``: neither difference can reach it.
+    65536) rather than inf. The fast path rounds with it only the naive code's
+    exponentials of rows whose rounded ``exp(max)`` is finite: nonnegative and bounded by
+    that, so neither difference can reach it.
     """
     with np.errstate(invalid="ignore"):  # signalling NaNs
         for x, magic, _ in _blocks(values):

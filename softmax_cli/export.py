@@ -133,8 +133,9 @@ def storage(name):
 
 
 def numpy_paths(x, t, name):
-    """Naive and stable, forward and backward, every intermediate rounded to the dtype
-    (half precisions are computed in float32 and rounded, as PyTorch does on CPU)."""
+    """Naive and stable, forward and backward, in the dtype as PyTorch computes them on
+    the CPU: half precisions in float32, rounded to the dtype after every operation of the
+    naive code and wherever the fused softmax and cross-entropy kernels store a value."""
     d = storage(name)
     work = np.float64 if name == "float64" else np.float32
 
@@ -163,14 +164,19 @@ def numpy_paths(x, t, name):
             "nan_grad": has_t & np.isnan(grad).any(1),
             "loss": loss,
         }
-        # stable: m = max(x), e = exp(x - m), loss = log(s) - (x[t] - m), grad = p - onehot
+        # stable, as torch's fused kernels compute it: m = max(x); e = exp(x - m) and its
+        # sum S unrounded; p = e / S; log p = (x - m) - log(s) with s = S rounded;
+        # loss = -log p[t]; grad = exp(log p) - onehot
         m = x.max(axis=1, keepdims=True)
-        e = r(np.exp(r(x - m)))
-        s = r(e.sum(axis=1, dtype=work))
-        p = r(e / s[:, None])
-        loss = r(np.log(s) - (x[rows, tt] - m[:, 0]))
-        grad = p.copy()
-        grad[rows, tt] = r(p[rows, tt] - 1)
+        e = np.exp(x - m)
+        total = e.sum(axis=1, dtype=work)
+        s = r(total)
+        p = r(e / total[:, None])
+        log_s = r(np.log(s))
+        loss = r(log_s - (x[rows, tt] - m[:, 0]))
+        grad = np.exp(r(x - m - log_s[:, None]))
+        grad[rows, tt] -= 1
+        grad = r(grad)
         stable = {
             "overflow": np.isposinf(s),
             "nan_prob": np.isnan(p).any(1),

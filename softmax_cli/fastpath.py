@@ -5,7 +5,7 @@ the flags off them: a dozen passes over the data. Almost every flag is in fact d
 few numbers per row, so this module makes only the passes those numbers need, on pieces of
 rows small enough to stay in the L2 cache:
 
-- ``m = max(x)``; ``e = exp(x - m)`` in place, its sum ``s`` and the entry at the target;
+- ``m = max(x)``; ``e = exp(x - m)`` in place, its sum ``S`` and the entry at the target;
 - ``e = exp(x)`` into the same buffer, its sum and the entry at the target,
 
 each with exactly the ufuncs, dtypes and roundings of :mod:`softmax_cli.kernels`, so every
@@ -35,11 +35,13 @@ class RowScalars:
 
     max: np.ndarray
     logit_t: np.ndarray
+    # sum(exp(x - m)) in the accumulate dtype, not rounded to D (the stable code divides
+    # by it; it rounds it to D for its log).
     stable_sum: np.ndarray
     stable_exp_t: np.ndarray
     naive_sum: np.ndarray
     naive_exp_t: np.ndarray
-    # sum(exp(x - m)) without rounding to D, the maximum's 1 added apart: log Z to ~1e-7.
+    # stable_sum in float64, the maximum's 1 added apart on peaked rows: log Z to ~1e-7.
     exact_sum: np.ndarray
     # A finite value of the file's that is +-inf in D (a cast overflow, not the input's own).
     out_of_range: np.ndarray
@@ -89,9 +91,9 @@ class _Scratch(threading.local):
             piece = np.empty((rows, classes), dtype=dtype.work)  # the piece in the work dtype
             e = np.empty((rows, classes), dtype=dtype.work)
             rounding = np.empty((rows, classes), dtype=dtype.storage)  # rounding to D
-            # exp(x - m) unrounded, for log Z and the entropy. When D is not emulated this
-            # is the stable e itself, and rounding is the identity, which never touches its
-            # scratch: the two share one buffer.
+            # exp(x - m), the stable code's e (which it does not round to D). When D is not
+            # emulated rounding is the identity, which never touches its scratch: the two
+            # share one buffer.
             exact = np.empty_like(e) if dtype.is_emulated else rounding
             arrays = (piece, e, rounding, exact)
         kept[key] = arrays  # the most recent last
@@ -148,9 +150,6 @@ def reduce_rows(
             out.max[rows] = m
             if narrows:
                 out.out_of_range[rows] = _cast_overflows(piece, x[rows], m)
-            # With every maximum finite there is no NaN in x - m or exp(x - m): the
-            # roundings to D can skip their own NaN check.
-            finite = dtype.is_emulated and math.isfinite(m.sum())
             # x - m, unrounded (exact to half an ulp of the work dtype); 0 at the maximum.
             shifted = np.subtract(piece, m[:, None], out=e)
             # argmax here, not on the piece: NumPy's argmax takes up to twice max's time on
@@ -160,17 +159,10 @@ def reduce_rows(
             shifted[top] = -np.inf
             # With one class there is no second entry: NaN, for a null margin.
             out.second[rows] = shifted.max(axis=1) if classes > 1 else np.nan
-            # exp(x - m) unrounded, with the maximum still masked: 0 there, so that the
-            # emulated dtypes' sum is that of the other entries (below).
+            # exp(x - m), with the maximum still masked (0 there: one pass less than
+            # restoring x - m first).
             exact = np.exp(shifted, out=exact_buf[: stop - start])
             shifted[top] = kept
-            if dtype.is_emulated:
-                # log Z from exp(x - m) before any rounding to D: the rounded sum is off by
-                # up to half an ulp of D (2e-3 in bfloat16). Summed without the maximum's 1
-                # (in float32, then 1 added in float64), it keeps its digits when the others
-                # are tiny: on a peaked row log(s) ~ the others' sum, which 1 + others in
-                # float32 would round to 6e-8, the entropy with it.
-                out.exact_sum[rows] = 1.0 + exact.sum(axis=1, dtype=np.float32).astype(np.float64)
             exact[top] = np.exp(kept)  # 1, where m is finite
             # The entropy's sum(e * (x - m)) from the unrounded e, in one pass; a masked
             # entry makes it 0 * -inf = NaN, recomputed below for those rows only. einsum,
@@ -182,27 +174,20 @@ def reduce_rows(
                 again = np.flatnonzero(np.isnan(weighted) & np.isfinite(m))
                 weighted[again] = _weighted(piece[again], m[again])
             out.weighted[rows] = weighted
-            if dtype.is_emulated:
-                # Stable: the kernel's r(exp(r(x - m))), in place.
-                # In range: r(x - m) goes on to exp, where -0 and +0 (or -65536 and -inf in
-                # float16) are alike, and exp(r(x - m)) <= 1.
-                dtype.round(shifted, scratch=d, finite=finite, in_range=True)
-                np.exp(shifted, out=shifted)
-                stable_e = dtype.round(shifted, scratch=d, finite=finite, in_range=True)
-            else:
-                stable_e = exact  # r is the identity: exp(x - m) is the kernel's e
-            out.stable_sum[rows] = kernels.sum_rows(stable_e, dtype)
-            if not dtype.is_emulated:
-                out.exact_sum[rows] = out.stable_sum[rows]
-                # On a peaked row (s < 2) log(s) ~ the others' sum, of which s keeps only
-                # 6e-8 (float32): sum those rows again without the maximum, as above.
-                peaked = np.flatnonzero(out.stable_sum[rows] < 2)  # not min(): NaN rows
-                if len(peaked):
-                    others = exact[peaked]
-                    others[np.arange(len(peaked)), top[1][peaked]] = 0
-                    exact_sum = 1.0 + others.sum(axis=1).astype(np.float64)
-                    out.exact_sum[start + peaked] = exact_sum
-            out.stable_exp_t[rows] = stable_e[at_target]
+            # The stable code's e is exp(x - m) itself, in every dtype: the fused kernels it
+            # stands for round to D only what they store (kernels.stable).
+            total = kernels.accumulate_rows(exact, dtype)
+            out.stable_sum[rows] = total
+            out.exact_sum[rows] = total
+            # On a peaked row (S < 2) log(S) ~ the others' sum, of which S keeps only
+            # 6e-8 (float32): sum those rows again without the maximum's 1, added in float64.
+            peaked = np.flatnonzero(total < 2)  # not min(): NaN rows
+            if len(peaked):
+                others = exact[peaked]
+                others[np.arange(len(peaked)), top[1][peaked]] = 0
+                exact_sum = 1.0 + kernels.accumulate_rows(others, dtype).astype(np.float64)
+                out.exact_sum[start + peaked] = exact_sum
+            out.stable_exp_t[rows] = exact[at_target]
     return out
 
 
@@ -302,8 +287,10 @@ def derive(scalars: RowScalars, targets: np.ndarray, dtype: ComputeDtype) -> Dec
     On a row with a finite maximum (no NaN, no ``+inf``, not all ``-inf``):
 
     - stable: ``x - m <= 0`` with a 0 at the maximum, so every ``e`` is in [0, 1] and
-      ``s >= 1``: no NaN in ``p`` or in ``grad = p - onehot``; it overflows only when ``s``
-      does (float16, more than 65504 classes) and underflows when ``p[t]`` rounds to 0.
+      ``S >= 1``: no NaN in ``p = e / S``, in ``log p = (x - m) - log(s)`` (``-inf`` at
+      worst) or in ``grad = exp(log p) - onehot``; it overflows only when ``s``, ``S``
+      rounded to D, does (float16, more than 65504 classes) and underflows when ``p[t]``
+      rounds to 0.
     - naive: ``e`` has no NaN, so ``s`` is ``+inf`` exactly when some ``e`` or the sum
       overflowed. ``p = e / s`` is NaN exactly when ``s == 0`` (0/0) or some ``e`` is
       ``+inf`` (inf/inf), and since exp and rounding are monotonic that is ``exp(m)``.
@@ -316,12 +303,15 @@ def derive(scalars: RowScalars, targets: np.ndarray, dtype: ComputeDtype) -> Dec
       and so is each ``e``: no NaN. Any other row is left undecided.
     """
     r = dtype.round
-    m, s_st, s_nv = scalars.max, scalars.stable_sum, scalars.naive_sum
+    m, total, s_nv = scalars.max, scalars.stable_sum, scalars.naive_sum
     has_target = targets >= 0
     with np.errstate(all="ignore"):  # the naive scalars overflow and divide by 0 by design
         decided = np.isfinite(m)
-        p_st = r(scalars.stable_exp_t / s_st)
-        stable_loss = r(np.log(s_st) - (scalars.logit_t - m))
+        # The stable code (kernels.stable): p divides by the unrounded sum, the log takes
+        # it rounded to D.
+        s_st = r(total.copy())
+        p_st = r(scalars.stable_exp_t / total)
+        stable_loss = r(r(np.log(s_st)) - (scalars.logit_t - m))
         logsumexp = kernels.logsumexp(m, s_st, dtype)
 
         e_max = r(np.exp(m))

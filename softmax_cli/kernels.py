@@ -32,9 +32,14 @@ class PathArrays:
     grad: np.ndarray | None
 
 
+def accumulate_rows(values: np.ndarray, dtype: ComputeDtype) -> np.ndarray:
+    """Row sums accumulated in ``dtype.accumulate``, in the work dtype, not rounded to D."""
+    return values.sum(axis=1, dtype=dtype.accumulate).astype(dtype.work, copy=False)
+
+
 def sum_rows(values: np.ndarray, dtype: ComputeDtype) -> np.ndarray:
     """Row sums accumulated in ``dtype.accumulate`` and rounded once to D (as torch.sum)."""
-    return dtype.round(values.sum(axis=1, dtype=dtype.accumulate).astype(dtype.work))
+    return dtype.round(accumulate_rows(values, dtype))
 
 
 def _pick(values: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -81,35 +86,51 @@ class StableArrays(PathArrays):
 
 
 def stable(x: np.ndarray, targets: np.ndarray | None, dtype: ComputeDtype) -> StableArrays:
-    """Max-shifted softmax and log-sum-exp cross-entropy (as ``F.cross_entropy``).
+    """Max-shifted softmax and log-sum-exp cross-entropy, as PyTorch's fused kernels
+    (``torch.softmax``, ``F.log_softmax``, ``F.cross_entropy``) compute them.
 
-    ``m = max(x)``, ``e = exp(x - m)``, ``s = sum(e)``, ``p = e / s``; the loss is
-    ``log(s) - (x[t] - m)``, which equals ``logsumexp(x) - x[t]`` but subtracts the two
-    nearby numbers first (as PyTorch's ``log_softmax`` does) and rounds once to D, so a
-    large ``m`` costs no digits. The gradient is ``p - onehot(t)``.
+    ``m = max(x)``, ``e = exp(x - m)``, ``S = sum(e)``, ``s = S`` rounded to D,
+    ``p = e / S``; the loss is ``log(s) - (x[t] - m)``, which equals
+    ``logsumexp(x) - x[t]`` but subtracts the two nearby numbers first, as ``log_softmax``
+    does, so a large ``m`` costs no digits. The gradient is ``exp(log p) - onehot(t)``, as
+    autograd's ``log_softmax`` backward computes it.
+
+    Each of those kernels is one pass that computes every element in the work dtype
+    (float32 for float16 and bfloat16) and rounds to D only what it stores: ``p``; the sum
+    and its log, which ``log_softmax`` keeps in D between its passes; ``log p``; the
+    gradient. So ``x - m`` and ``exp(x - m)`` are not rounded to D, and ``p`` divides by the
+    unrounded sum. On the CPU this is bit for bit what torch computes (tests/
+    test_kernels_torch.py), but where a float32 sum added in another order rounds to
+    another value of D. In float32 and float64 every rounding is the identity and this
+    is the textbook form.
     """
     r = dtype.round
     with np.errstate(all="ignore"):  # -inf - -inf on fully masked rows is NaN by design
         m = x.max(axis=1)
-        e = r(np.exp(r(x - m[:, None])))
-        s = sum_rows(e, dtype)
-        p = r(e / s[:, None])
+        shifted = x - m[:, None]
+        e = np.exp(shifted)
+        total = accumulate_rows(e, dtype)
+        s = r(total.copy())
+        p = r(e / total[:, None])
         if targets is None:
             return StableArrays(e, s, p, None, None, m)
-        loss = r(np.log(s) - (_pick(x, targets) - m))
-        grad = p.copy()
-        np.put_along_axis(grad, np.maximum(targets, 0)[:, None], _pick(p, targets)[:, None] - 1, 1)
+        log_s = r(np.log(s))
+        loss = r(log_s - (_pick(x, targets) - m))
+        grad = np.exp(r(shifted - log_s[:, None]))
+        at = np.maximum(targets, 0)[:, None]
+        np.put_along_axis(grad, at, np.take_along_axis(grad, at, 1) - 1, 1)
         grad = r(grad)
     return StableArrays(e, s, p, loss, grad, m)
 
 
 def logsumexp(row_max: np.ndarray, stable_sum: np.ndarray, dtype: ComputeDtype) -> np.ndarray:
-    """log(sum(exp(x))) per row from the row maximum and the shifted sum, rounded to D.
+    """log(sum(exp(x))) per row from the row maximum and the shifted sum ``s`` (in D), as
+    ``log_softmax`` has it: ``m + log(s)``, with the log rounded to D and then the sum.
 
     Rows whose maximum is infinite get that infinity (all ``-inf``: ``-inf``; a ``+inf``
     entry: ``+inf``) and rows with a NaN get NaN, as ``torch.logsumexp`` and
     ``scipy.special.logsumexp`` do, though the shifted sum is NaN on such rows.
     """
     with np.errstate(all="ignore"):
-        finite = row_max + np.log(stable_sum)
+        finite = row_max + dtype.round(np.log(stable_sum))
     return dtype.round(np.where(np.isfinite(row_max), finite, row_max))

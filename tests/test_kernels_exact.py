@@ -268,14 +268,17 @@ def test_target_on_a_masked_class_gives_naive_nan_gradient_and_stable_minus_one(
     np.testing.assert_array_equal(stable.grad[0], [1.0, -1.0])
 
 
-def test_float16_stable_sum_is_rounded_to_float16_before_the_division():
+def test_float16_stable_sum_is_rounded_to_float16_for_the_log_not_for_the_division():
     # 2049 equal logits: e = 1 each, the float32 sum is 2049, which float16 rounds to 2048
-    # (ties to even; spacing 2 above 2048). The contract rounds sums to D, so p = 1/2048.
+    # (ties to even; spacing 2 above 2048). As in torch's fused kernels, softmax divides by
+    # the float32 sum (p = 1/2049, not 1/2048) and log_softmax takes the log of the sum
+    # rounded to float16 (the loss is log(2048), rounded).
     dtype = COMPUTE_DTYPES["float16"]
     x = np.zeros((1, 2049), dtype=np.float32)
     stable = kernels.stable(x, np.array([0]), dtype)
     assert stable.sum[0] == 2048.0
-    assert (stable.probs[0] == np.float32(2.0**-11)).all()
+    assert (stable.probs[0] == np.float32(np.float16(1 / 2049))).all()
+    assert np.float16(1 / 2049) != np.float16(1 / 2048)
     assert stable.loss[0] == np.float32(np.float16(math.log(2048.0)))
 
 
