@@ -375,7 +375,9 @@ def classify_in(
     A wide dtype that holds the file's values exactly (float64 in the sweep of a float32
     dump) is read off the check in another such dtype rather than checked again: see
     :mod:`softmax_cli.widen`. Its flags are its own; its losses and measures agree with its
-    own to about 1e-6.
+    own to about 1e-6. The dtypes after the first are a sweep's, which shows counts and
+    health only: their naive losses are not computed where the naive flags are provably
+    clear (within a few roundings of D there).
     """
     plan = widen.plan(dtypes, x.dtype, x.shape[1])
     if targets is None:
@@ -387,7 +389,9 @@ def classify_in(
             base = done[plan[dtype.name].name][1]
             done[dtype.name] = _read_off(x, targets, base, dtype, piece)
         else:
-            done[dtype.name] = classify_block(x, targets, dtype, piece)
+            done[dtype.name] = classify_block(
+                x, targets, dtype, piece, naive_losses=dtype is dtypes[0]
+            )
     return [done[d.name] for d in dtypes]
 
 
@@ -424,19 +428,27 @@ def _read_off(
 
 
 def classify_block(
-    x: np.ndarray, targets: np.ndarray | None, dtype: ComputeDtype, piece_rows: int | None = None
+    x: np.ndarray,
+    targets: np.ndarray | None,
+    dtype: ComputeDtype,
+    piece_rows: int | None = None,
+    *,
+    naive_losses: bool = True,
 ) -> tuple[Findings, Measures]:
     """Findings and measures of ``x`` (rows, classes, any real dtype), computed fast.
 
     The fast path decides almost every row from a few scalars per row; the rows it leaves
     undecided (non-finite input, extreme naive gradients) get the reference kernels'
     findings, a piece at a time so memory stays bounded however many there are.
+    ``naive_losses=False``: the caller reads the naive path's flags only (see
+    :func:`softmax_cli.fastpath.reduce_rows`).
     """
     x = np.asarray(x)
     if targets is None:
         targets = np.full(len(x), -1)
     piece_rows = piece_rows or _piece_rows(x.shape[1], dtype)
-    decided = fastpath.derive(fastpath.reduce_rows(x, targets, dtype, piece_rows), targets, dtype)
+    scalars = fastpath.reduce_rows(x, targets, dtype, piece_rows, naive_losses=naive_losses)
+    decided = fastpath.derive(scalars, targets, dtype)
     undecided = np.flatnonzero(decided.undecided)
     for start in range(0, len(undecided), piece_rows):
         which = undecided[start : start + piece_rows]

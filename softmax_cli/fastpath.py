@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from softmax_cli import kernels
+from softmax_cli import kernels, widen
 from softmax_cli.dtypes import COMPUTE_DTYPES, ComputeDtype
 from softmax_cli.report import NAIVE, STABLE, Findings, Flag, ImplRows, InputFlag, Measures
 
@@ -106,11 +106,22 @@ _scratch = _Scratch()
 
 
 def reduce_rows(
-    x: np.ndarray, targets: np.ndarray, dtype: ComputeDtype, piece_rows: int
+    x: np.ndarray,
+    targets: np.ndarray,
+    dtype: ComputeDtype,
+    piece_rows: int,
+    *,
+    naive_losses: bool = True,
 ) -> RowScalars:
     """The per-row scalars of ``x`` (rows, classes), any real dtype, ``piece_rows`` at a time.
 
     ``targets`` holds a class index per row, or -1 (the entry at class 0 is then read).
+
+    ``naive_losses=False`` says the caller reads the naive path's flags but not its loss
+    (a sweep's other dtypes, which show counts only). A half-precision D then skips the
+    naive pass on the rows where :func:`softmax_cli.widen.clear` proves that the naive
+    code raises no flag, from the stable pass's log Z: their naive sum is ``exp(m) * S``
+    rounded to D, exact for the flags (none) and within a few roundings of D for the loss.
 
     The piece is read from memory once; every later pass finds its operands in the L2
     cache. A piece of the work dtype is first read by the naive exp, which computes long
@@ -128,6 +139,8 @@ def reduce_rows(
     picked = np.maximum(targets, 0)
     narrows = dtype.narrows(x.dtype)
     counts = np.arange(piece_rows)
+    # The naive pass after the stable one, on the rows it cannot skip.
+    screen = dtype.is_emulated and not naive_losses and widen.widens(dtype, classes)
     # A piece is some 30 NumPy calls; those on per-row scalars cost their call overhead
     # alone, and hold the GIL that the other workers need: the common case takes the
     # fewest (a NaN check by one sum, not a mask and its indices).
@@ -143,7 +156,8 @@ def reduce_rows(
             out.logit_t[rows] = piece[at_target]
             if dtype.is_emulated:
                 m = piece.max(axis=1)  # NaN if the row holds one
-                _naive(piece, m, out.logit_t[rows], at_target, dtype, (e, d), out, rows)
+                if not screen:
+                    _naive(piece, m, out.logit_t[rows], at_target, dtype, (e, d), out, rows)
             else:
                 _naive(piece, None, out.logit_t[rows], at_target, dtype, (e, d), out, rows)
                 m = piece.max(axis=1)
@@ -188,6 +202,14 @@ def reduce_rows(
                 exact_sum = 1.0 + kernels.accumulate_rows(others, dtype).astype(np.float64)
                 out.exact_sum[start + peaked] = exact_sum
             out.stable_exp_t[rows] = exact[at_target]
+            if screen:
+                log_z = m.astype(np.float64) + np.log(out.exact_sum[rows])
+                logit_t = out.logit_t[rows].astype(np.float64)
+                skip = widen.clear(dtype, log_z, m, logit_t, targets[rows] >= 0)
+                _naive(piece, m, out.logit_t[rows], at_target, dtype, (e, d), out, rows, skip)
+                if skip.any():
+                    wide = np.exp(m[skip].astype(np.float64)) * total[skip].astype(np.float64)
+                    out.naive_sum[rows][skip] = dtype.round(wide.astype(dtype.work))
     return out
 
 
@@ -200,8 +222,11 @@ def _naive(
     buffers: tuple[np.ndarray, np.ndarray],
     out: RowScalars,
     rows: slice,
+    skip: np.ndarray | None = None,
 ) -> None:
     """The naive path's sum and entry at the target: the kernel's r(exp(x)), summed.
+
+    The rows marked in ``skip`` (with ``m`` given) get no pass: their sum is the caller's.
 
     Given the row maxima ``m``, only the rows whose ``r(exp(m))`` is finite and nonzero get
     the pass (without, every row does). Where it is
@@ -222,6 +247,8 @@ def _naive(
         out.naive_sum[rows] = e_max
         out.naive_exp_t[rows] = dtype.round(np.exp(logit_t))
         needed = np.isfinite(m) & (e_max > 0) & (e_max < np.inf)
+        if skip is not None:
+            needed &= ~skip
     if not known or needed.all():
         naive_e = dtype.round(np.exp(piece, out=e), scratch=d, finite=known, in_range=known)
         out.naive_sum[rows] = kernels.sum_rows(naive_e, dtype)

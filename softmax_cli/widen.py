@@ -29,8 +29,8 @@ from softmax_cli.report import BUILTIN, NAIVE, STABLE, Findings, Measures
 
 # How far (in nats) log Z, the maximum, the target's logit and log p[t] must stay inside
 # +-ln(max_finite(D)) for a row to be answered without its own check. The first check's
-# log Z is off by 1e-6 at most, and D's naive sum differs from exp(log Z) by a factor of
-# at most (1 + u)^classes (u: D's unit roundoff), kept below e^0.5 (see ``widens``); with
+# log Z is off by 1e-6 at most, and D's naive sum differs from exp(log Z) by a factor
+# kept below e^0.5 (see ``widens``); with
 # 2 nats, every quantity the naive gradient divides by stays above e^-1.5 of D's largest
 # value's reciprocal, and the sum of two of its terms below a third of D's largest value.
 MARGIN = 2.0
@@ -76,9 +76,31 @@ def _cost(dtype: ComputeDtype) -> int:
 
 
 def widens(dtype: ComputeDtype, classes: int) -> bool:
-    """Does a row sum of ``classes`` terms in D stay within e^0.5 of the exact sum?"""
+    """Does the naive code's row sum of ``classes`` terms in D stay within e^0.5 of the
+    exact sum? Each term is rounded to D once, added in the accumulate dtype, and the sum
+    rounded to D once."""
     unit = float(dtype.finfo.eps) / 2
-    return classes * unit < 0.5
+    added = float(np.finfo(dtype.accumulate).eps) / 2
+    return classes * added + 2 * unit < 0.5
+
+
+def clear(
+    dtype: ComputeDtype,
+    log_z: np.ndarray,
+    row_max: np.ndarray,
+    logit_t: np.ndarray,
+    has_target: np.ndarray,
+) -> np.ndarray:
+    """The rows on which the naive code can raise no flag in D, from float64 measures of
+    the row's values in D (log Z to 1e-6, the maximum, the target's logit), as the module
+    docstring says; the caller makes sure that ``widens(dtype, classes)``. Neither can the
+    stable code where D has float32's range (its sum stays below e^(2 * log_max)). NaN,
+    +inf and masked rows are never clear."""
+    limit = dtype.log_max - MARGIN
+    with np.errstate(invalid="ignore"):  # NaN compares false
+        answered = (np.abs(log_z) < limit) & (row_max > -limit)
+        answered &= ~has_target | ((logit_t > -limit) & (logit_t - log_z > -limit))
+    return answered
 
 
 def read_off(
@@ -95,15 +117,12 @@ def read_off(
     """
     count = len(x)
     work = dtype.work
-    limit = dtype.log_max - MARGIN
     has_target = targets >= 0
     row_max = measures.max_logit.astype(np.float64)
     log_z = measures.log_partition_at()
     logit_t = x[np.arange(count), np.maximum(targets, 0)].astype(np.float64)
-    # NaN compares false: NaN, +inf and masked rows are never answered here.
+    answered = clear(dtype, log_z, row_max, logit_t, has_target)
     with np.errstate(invalid="ignore"):
-        answered = (np.abs(log_z) < limit) & (row_max > -limit)
-        answered &= ~has_target | ((logit_t > -limit) & (logit_t - log_z > -limit))
         # As the stable code subtracts: log(s) - (x[t] - m), which keeps the digits of a
         # small loss (x[t] near the maximum), where log Z - x[t] would cancel them.
         log_sum = measures.log_sum.astype(np.float64)

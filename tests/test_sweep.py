@@ -98,7 +98,15 @@ def assert_read_off_agrees(swept, alone):
         np.testing.assert_array_equal(mine.flags, theirs.flags, name)
         np.testing.assert_allclose(mine.loss, theirs.loss, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(swept.headroom, alone.headroom, rtol=1e-9, atol=1e-5)
-    assert_close(json_render.document(swept)["summary"], json_render.document(alone)["summary"])
+    mine = json_render.document(swept)["summary"]
+    theirs = json_render.document(alone)["summary"]
+    # Rows tied for the minimum headroom (the same logits in another order) are ordered by
+    # their last digits: either is the answer.
+    index = mine["headroom"]["index"]
+    if index is not None and index != theirs["headroom"]["index"]:
+        assert alone.headroom[index] == pytest.approx(theirs["headroom"]["min"], abs=1e-5)
+        mine["headroom"]["index"] = theirs["headroom"]["index"]
+    assert_close(mine, theirs)
 
 
 @pytest.mark.parametrize("source", ["float32", "bfloat16", "float16"])
@@ -129,9 +137,44 @@ def test_each_swept_dtype_finds_what_a_check_in_that_dtype_alone_finds(
     for name in ("naive", "stable"):
         mine, theirs = swept.findings.impls[name], alone.findings.impls[name]
         np.testing.assert_array_equal(mine.flags, theirs.flags, name)
-        np.testing.assert_array_equal(mine.loss, theirs.loss)
+        if name == "naive" and dtype != source:
+            # Not shown in a sweep: the naive loss of a row whose flags are provably clear
+            # is read off the stable pass, a few roundings of D from the naive code's own.
+            np.testing.assert_array_equal(np.isfinite(mine.loss), np.isfinite(theirs.loss))
+            unit = float(COMPUTE_DTYPES[dtype].finfo.eps)
+            np.testing.assert_allclose(mine.loss, theirs.loss, rtol=4 * unit, atol=4 * unit)
+        else:
+            np.testing.assert_array_equal(mine.loss, theirs.loss)
     assert swept.summary == alone.summary
     np.testing.assert_array_equal(swept.headroom, alone.headroom)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_a_half_precision_sweep_flags_rows_at_the_naive_sums_edge_as_a_check_alone(dtype):
+    # Rows of n entries v (the rest masked) whose naive sum in D, n rounded exp(v) added
+    # up, is just past D's largest value or just short of it, and on the other side of it
+    # from n * exp(v) unrounded: a sweep that took such a row's naive flags from its log Z
+    # rather than from the naive pass itself (widen.MARGIN too small) would flag it wrongly.
+    d = COMPUTE_DTYPES[dtype]
+    classes = 1000
+    candidates = np.arange(2**15, dtype=np.uint16).view(d.storage).astype(np.float32)
+    candidates = candidates[(candidates > 0) & (candidates < d.log_max)]
+    rows = []
+    with np.errstate(over="ignore"):
+        rounded = d.round(np.exp(candidates))
+        for n in range(100, classes):
+            naive_sum = d.round((rounded * np.float32(n)).astype(np.float32))
+            read_off = d.round((np.exp(candidates.astype(np.float64)) * n).astype(np.float32))
+            for v in candidates[np.isinf(naive_sum) != np.isinf(read_off)]:
+                rows.append(np.where(np.arange(classes) < n, v, -np.inf))
+    x = np.array(rows, dtype=np.float32)
+    targets = np.zeros(len(x), dtype=np.int64)
+    swept = next(r for r in check(x, targets, sweep=True).sweep if r.compute_dtype == dtype)
+    alone = check(x, targets, dtype=dtype)
+    assert alone.summary.naive.overflow > 0
+    for name in ("naive", "stable"):
+        mine, theirs = swept.findings.impls[name], alone.findings.impls[name]
+        np.testing.assert_array_equal(mine.flags, theirs.flags, name)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
@@ -393,6 +436,18 @@ def test_readme_thresholds_table_is_what_the_dtypes_say():
         assert same(normal, float(finfo.smallest_normal)), name
         assert same(subnormal, float(finfo.smallest_subnormal)), name
         assert same(window.removeprefix("±"), dtype.log_max), name
+
+
+def test_a_read_off_dtype_may_name_either_of_two_rows_tied_for_the_minimum_headroom():
+    # Rows 0 and 2 hold the same logits in another order: the same headroom but for the
+    # last digits of their sums, which the read-off (from float32) and float64 alone order
+    # differently. Found by the Hypothesis test below.
+    x = np.zeros((3, 6), dtype=np.float32)
+    x[0, 0] = x[2, 3] = 1.25
+    swept = next(r for r in check(x, np.zeros(3, dtype=int), sweep=True).sweep)
+    alone = check(x, np.zeros(3, dtype=int), dtype="float64")
+    assert swept.summary.headroom.index != alone.summary.headroom.index
+    assert_read_off_agrees(swept, alone)
 
 
 def test_integer_logits_sweep_reads_float64_off_float32(rng):
