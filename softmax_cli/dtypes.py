@@ -40,6 +40,7 @@ class ComputeDtype:
         *,
         finite: bool = False,
         in_range: bool = False,
+        normal: bool = False,
     ) -> np.ndarray:
         """Round ``values`` (of the work dtype) to the nearest value of D, in place.
 
@@ -52,6 +53,9 @@ class ComputeDtype:
         caller reads no result whose magnitude is beyond D's largest finite value (so it
         does not care whether that is inf) and does not read the sign of a zero result;
         float16 then takes :func:`_round_to_float16_in_range`, five passes instead of eight.
+        ``normal=True`` says every value is 0 or a normal float32 of magnitude below
+        ``2**111`` (no NaN, no inf, no subnormal): bfloat16 then takes
+        :func:`_round_to_bfloat16_normal`, three passes instead of five.
         """
         if not self.is_emulated:
             return values
@@ -60,6 +64,8 @@ class ComputeDtype:
                 if in_range:
                     return _round_to_float16_in_range(values)
                 return _round_to_float16(values)
+            if self.storage == _BF16 and normal:
+                return _round_to_bfloat16_normal(values)
             # max is NaN if any value is
             if self.storage == _BF16 and (finite or not np.isnan(values.max())):
                 return _round_to_bfloat16(values)
@@ -284,6 +290,31 @@ def _blocks(values: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray
         x = flat[start : start + _BLOCK]
         blocks.append((x, first[: x.size], second[: x.size]))
     return blocks
+
+
+# Veltkamp's splitting constant for 8 of float32's 24 significant bits: 2**(24 - 8) + 1.
+_SPLIT = np.float32(2**16 + 1)
+# Below this magnitude x * _SPLIT cannot overflow (2**111 * 65537 < float32's largest).
+BFLOAT16_NORMAL_MAX = 2.0**111
+
+
+def _round_to_bfloat16_normal(values: np.ndarray) -> np.ndarray:
+    """Round float32 ``values`` in place to the nearest bfloat16, as ml_dtypes does, where
+    each is 0 or a normal float32 of magnitude in ``[2**-126, 2**111)``.
+
+    Veltkamp's splitting: with ``p = x * (2**16 + 1)``, ``p - (p - x)`` is ``x`` rounded to
+    its 8 leading significant bits, to nearest (Dekker 1971). That it also breaks ties to
+    even, as the cast does, was checked on every normal float32 of that range (all 2**32
+    bit patterns, offline; tests/test_dtypes.py keeps every bfloat16 boundary and 10 M
+    random values). It fails on subnormals, whose bfloat16 spacing is fixed, and where
+    ``p`` overflows: hence the precondition. Zeros keep their sign.
+    """
+    for x, scratch, _ in _blocks(values):
+        p = scratch.view(np.float32)
+        np.multiply(x, _SPLIT, out=p)
+        np.subtract(p, x, out=x)
+        np.subtract(p, x, out=x)
+    return values
 
 
 def _round_to_bfloat16(values: np.ndarray) -> np.ndarray:

@@ -250,17 +250,38 @@ def _naive(
         if skip is not None:
             needed &= ~skip
     if not known or needed.all():
-        naive_e = dtype.round(np.exp(piece, out=e), scratch=d, finite=known, in_range=known)
+        normal = known and _normal_exps(piece, m, dtype)
+        naive_e = np.exp(piece, out=e)
+        naive_e = dtype.round(naive_e, scratch=d, finite=known, in_range=known, normal=normal)
         out.naive_sum[rows] = kernels.sum_rows(naive_e, dtype)
         out.naive_exp_t[rows] = naive_e[at_target]
         return
     which = np.flatnonzero(needed)
     if not len(which):
         return
-    naive_e = np.exp(piece[which], out=e[: len(which)])
-    naive_e = dtype.round(naive_e, scratch=d[: len(which)], finite=known, in_range=known)
+    chosen = piece[which]
+    normal = _normal_exps(chosen, m[which], dtype)
+    naive_e = np.exp(chosen, out=e[: len(which)])
+    naive_e = dtype.round(
+        naive_e, scratch=d[: len(which)], finite=known, in_range=known, normal=normal
+    )
     out.naive_sum[rows][which] = kernels.sum_rows(naive_e, dtype)
     out.naive_exp_t[rows][which] = naive_e[np.arange(len(which)), at_target[1][which]]
+
+
+# exp(x) is a normal float32 (or 0) from here up: exp(-87) = 1.6e-38 > 2**-126 = 1.2e-38.
+_NORMAL_EXP_MIN = -87.0
+# ... and below dtypes.BFLOAT16_NORMAL_MAX = 2**111 up to here: exp(76) = 1.0e33 < 2.6e33.
+_NORMAL_EXP_MAX = 76.0
+
+
+def _normal_exps(piece: np.ndarray, m: np.ndarray, dtype: ComputeDtype) -> bool:
+    """Is every exp of ``piece`` (rows of finite maxima ``m``) 0 or a normal float32 below
+    ``2**111``, so that bfloat16 can take its three-pass rounding (``round(normal=True)``)?
+    Masked (``-inf``) entries and entries below -87 send the piece the five-pass way."""
+    if dtype.name != "bfloat16":
+        return False
+    return float(m.max()) <= _NORMAL_EXP_MAX and float(piece.min()) >= _NORMAL_EXP_MIN
 
 
 def _cast_overflows(piece: np.ndarray, source: np.ndarray, m: np.ndarray) -> np.ndarray:

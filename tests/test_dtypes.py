@@ -17,7 +17,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from softmax_cli.dtypes import COMPUTE_DTYPES
+from softmax_cli.dtypes import BFLOAT16_NORMAL_MAX, COMPUTE_DTYPES
 
 FLOAT16 = COMPUTE_DTYPES["float16"]
 BFLOAT16 = COMPUTE_DTYPES["bfloat16"]
@@ -242,6 +242,29 @@ def test_bfloat16_round_matches_ml_dtypes_on_random_bit_patterns() -> None:
     assert_same_bits(got, cast(values, ml_dtypes.bfloat16))
     finite = values[~np.isnan(values)]
     assert_same_bits(BFLOAT16.round(finite.copy()), cast(finite, ml_dtypes.bfloat16))
+
+
+def test_bfloat16_normal_round_matches_ml_dtypes_where_it_applies(
+    bfloat16_boundaries: np.ndarray,
+) -> None:
+    """round(normal=True), Veltkamp's three passes: every bfloat16 boundary and 10 M random
+    bit patterns among the values it takes (0 and normal floats below 2**111)."""
+    bits = np.random.default_rng(23).integers(0, 1 << 32, size=10_000_000, dtype=np.uint32)
+    values = np.concatenate([bfloat16_boundaries, bits.view(np.float32)])
+    magnitude = np.abs(values)
+    normal = (magnitude >= np.finfo(np.float32).tiny) & (magnitude < BFLOAT16_NORMAL_MAX)
+    values = values[normal | (magnitude == 0)]
+    assert values.size > 5_000_000
+    got = BFLOAT16.round(values.copy(), normal=True)
+    assert_same_bits(got, cast(values, ml_dtypes.bfloat16))
+
+
+def test_bfloat16_normal_round_is_not_the_cast_outside_its_range() -> None:
+    # What the precondition keeps out: a subnormal, and a value whose split overflows.
+    values = np.array([3e-45, 2.0**120] * 40, dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        got = BFLOAT16.round(values.copy(), normal=True)
+    assert not np.array_equal(got, cast(values, ml_dtypes.bfloat16))
 
 
 @pytest.mark.parametrize("name", ["float64", "float32", "bfloat16", "float16"])
