@@ -61,8 +61,8 @@ ABLATED = """            else:  # ablated: no margin, no entropy, exp(x - m) in 
                 exact = np.exp(shifted, out=shifted)
 """
 PEAKED = (
-    "                    others[np.arange(len(peaked)), top[1][peaked]] = 0\n",
-    "                    others[np.arange(len(peaked)), others.argmax(axis=1)] = 0\n",
+    "                others[np.arange(len(peaked)), top[1][peaked]] = 0\n",
+    "                others[np.arange(len(peaked)), others.argmax(axis=1)] = 0\n",
 )
 
 
