@@ -41,6 +41,7 @@ class ComputeDtype:
         finite: bool = False,
         in_range: bool = False,
         normal: bool = False,
+        spare: np.ndarray | None = None,
     ) -> np.ndarray:
         """Round ``values`` (of the work dtype) to the nearest value of D, in place.
 
@@ -55,7 +56,9 @@ class ComputeDtype:
         float16 then takes :func:`_round_to_float16_in_range`, five passes instead of eight.
         ``normal=True`` says every value is 0 or a normal float32 of magnitude below
         ``2**111`` (no NaN, no inf, no subnormal): bfloat16 then takes
-        :func:`_round_to_bfloat16_normal`, three passes instead of five.
+        :func:`_round_to_bfloat16_normal`, three passes instead of five. ``spare``, a
+        C-contiguous float32 array shaped like ``values`` whose contents the caller no
+        longer needs, is its scratch: one buffer less in the cache than its own.
         """
         if not self.is_emulated:
             return values
@@ -65,7 +68,7 @@ class ComputeDtype:
                     return _round_to_float16_in_range(values)
                 return _round_to_float16(values)
             if self.storage == _BF16 and normal:
-                return _round_to_bfloat16_normal(values)
+                return _round_to_bfloat16_normal(values, spare)
             # max is NaN if any value is
             if self.storage == _BF16 and (finite or not np.isnan(values.max())):
                 return _round_to_bfloat16(values)
@@ -298,7 +301,7 @@ _SPLIT = np.float32(2**16 + 1)
 BFLOAT16_NORMAL_MAX = 2.0**111
 
 
-def _round_to_bfloat16_normal(values: np.ndarray) -> np.ndarray:
+def _round_to_bfloat16_normal(values: np.ndarray, spare: np.ndarray | None = None) -> np.ndarray:
     """Round float32 ``values`` in place to the nearest bfloat16, as ml_dtypes does, where
     each is 0 or a normal float32 of magnitude in ``[2**-126, 2**111)``.
 
@@ -309,8 +312,11 @@ def _round_to_bfloat16_normal(values: np.ndarray) -> np.ndarray:
     random values). It fails on subnormals, whose bfloat16 spacing is fixed, and where
     ``p`` overflows: hence the precondition. Zeros keep their sign.
     """
-    for x, scratch, _ in _blocks(values):
-        p = scratch.view(np.float32)
+    if spare is not None and values.flags.c_contiguous and spare.shape == values.shape:
+        blocks = [(values, spare)]
+    else:
+        blocks = [(x, scratch.view(np.float32)) for x, scratch, _ in _blocks(values)]
+    for x, p in blocks:
         np.multiply(x, _SPLIT, out=p)
         np.subtract(p, x, out=x)
         np.subtract(p, x, out=x)

@@ -150,6 +150,9 @@ def reduce_rows(
         piece = dtype.to_work(x[rows], out=x_buf[: stop - start])
         e = e_buf[: stop - start]
         d = d_buf[: stop - start]
+        # The naive pass's: its e, D's scratch, and a float32 one (the stable pass's exact e,
+        # free until then, and again after).
+        buffers = (e, d, exact_buf[: stop - start])
         count = counts[: stop - start]
         at_target = (count, picked[rows])
         with np.errstate(all="ignore"):  # NaN, inf and masked rows are sorted out in derive
@@ -157,9 +160,9 @@ def reduce_rows(
             if dtype.is_emulated:
                 m = piece.max(axis=1)  # NaN if the row holds one
                 if not screen:
-                    _naive(piece, m, out.logit_t[rows], at_target, dtype, (e, d), out, rows)
+                    _naive(piece, m, out.logit_t[rows], at_target, dtype, buffers, out, rows)
             else:
-                _naive(piece, None, out.logit_t[rows], at_target, dtype, (e, d), out, rows)
+                _naive(piece, None, out.logit_t[rows], at_target, dtype, buffers, out, rows)
                 m = piece.max(axis=1)
             out.max[rows] = m
             if narrows:
@@ -206,7 +209,7 @@ def reduce_rows(
                 log_z = m.astype(np.float64) + np.log(out.exact_sum[rows])
                 logit_t = out.logit_t[rows].astype(np.float64)
                 skip = widen.clear(dtype, log_z, m, logit_t, targets[rows] >= 0)
-                _naive(piece, m, out.logit_t[rows], at_target, dtype, (e, d), out, rows, skip)
+                _naive(piece, m, out.logit_t[rows], at_target, dtype, buffers, out, rows, skip)
                 if skip.any():
                     wide = np.exp(m[skip].astype(np.float64)) * total[skip].astype(np.float64)
                     out.naive_sum[rows][skip] = dtype.round(wide.astype(dtype.work))
@@ -219,7 +222,7 @@ def _naive(
     logit_t: np.ndarray,
     at_target: tuple[np.ndarray, np.ndarray],
     dtype: ComputeDtype,
-    buffers: tuple[np.ndarray, np.ndarray],
+    buffers: tuple[np.ndarray, np.ndarray, np.ndarray],
     out: RowScalars,
     rows: slice,
     skip: np.ndarray | None = None,
@@ -238,7 +241,7 @@ def _naive(
     scalar ``r(exp(x_t))`` tells. Rows with a NaN or infinite maximum are the reference
     kernels' (undecided), so their naive scalars are never read.
     """
-    e, d = buffers
+    e, d, spare = buffers
     # Given m, the rows left hold no NaN, and every e is at most r(exp(m)), finite: in range
     # (no e is a zero whose sign is read, either).
     known = m is not None
@@ -252,7 +255,9 @@ def _naive(
     if not known or needed.all():
         normal = known and _normal_exps(piece, m, dtype)
         naive_e = np.exp(piece, out=e)
-        naive_e = dtype.round(naive_e, scratch=d, finite=known, in_range=known, normal=normal)
+        naive_e = dtype.round(
+            naive_e, scratch=d, finite=known, in_range=known, normal=normal, spare=spare
+        )
         out.naive_sum[rows] = kernels.sum_rows(naive_e, dtype)
         out.naive_exp_t[rows] = naive_e[at_target]
         return
@@ -263,7 +268,12 @@ def _naive(
     normal = _normal_exps(chosen, m[which], dtype)
     naive_e = np.exp(chosen, out=e[: len(which)])
     naive_e = dtype.round(
-        naive_e, scratch=d[: len(which)], finite=known, in_range=known, normal=normal
+        naive_e,
+        scratch=d[: len(which)],
+        finite=known,
+        in_range=known,
+        normal=normal,
+        spare=spare[: len(which)],
     )
     out.naive_sum[rows][which] = kernels.sum_rows(naive_e, dtype)
     out.naive_exp_t[rows][which] = naive_e[np.arange(len(which)), at_target[1][which]]

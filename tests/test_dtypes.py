@@ -257,6 +257,9 @@ def test_bfloat16_normal_round_matches_ml_dtypes_where_it_applies(
     assert values.size > 5_000_000
     got = BFLOAT16.round(values.copy(), normal=True)
     assert_same_bits(got, cast(values, ml_dtypes.bfloat16))
+    # With the caller's scratch instead of its own blocks: one call over the whole array.
+    spare = np.full_like(values, np.nan)
+    assert_same_bits(BFLOAT16.round(values.copy(), normal=True, spare=spare), got)
 
 
 def test_bfloat16_normal_round_is_not_the_cast_outside_its_range() -> None:
