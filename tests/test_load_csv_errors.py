@@ -42,6 +42,13 @@ def test_a_bad_csv_file_is_refused_naming_the_file(name, options, fragment, old_
     assert_untouched(old_report)
 
 
+def test_a_first_row_with_an_empty_field_beside_numbers_is_data_with_a_hole():
+    # Hypothesis found ',0.' raising StopIteration: no name to blame, so it looked for one.
+    result = invoke("-", input=",0.\n1,2\n")
+    assert_error_message(result, "<stdin>", "line 1 is neither a header nor a row of numbers")
+    assert "column 1 is empty" in result.stderr
+
+
 def test_bad_csv_on_standard_input_names_stdin():
     assert_error_message(invoke("-", input="1,2\n3\n"), "<stdin>: line 2 has 1 fields")
 

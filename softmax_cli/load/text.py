@@ -219,6 +219,8 @@ def _header(fields: list[str], number: int, name: str, target_column: str | None
             return True  # every column named (pandas: all but its index)
         if all(n.casefold() in TARGET_NAMES or n.casefold() == wanted for n in names):
             return True  # class numbers as names, with a target column
+    if bad is None and not names:
+        bad = kinds.index("empty")  # numbers beside an empty field, no name: a row with a hole
     if bad is None:
         bad = next(j for j, k in enumerate(kinds) if k == "name")
         numbers = [j for j, k in enumerate(kinds) if k in ("integer", "number")]
