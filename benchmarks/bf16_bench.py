@@ -6,8 +6,9 @@
 Writes the logits of benchmarks/bench.py's 4096 x 32000 float32 dump as bfloat16 into
 benchmarks/data/logits_4096x32000_bf16.safetensors (with PyTorch, as training code does),
 then times ``check_loaded`` in-process on each (``--dtype auto``: float32 for one,
-bfloat16 for the other), interleaved, and prints the medians and the bfloat16 speed as a
-fraction of the float32 one (the target is at least 0.8x).
+bfloat16 for the other), interleaved, as the command line makes it (``listed_only``; with
+``--all``, the full check that ``--all`` makes), and prints the medians and the bfloat16
+speed as a fraction of the float32 one (the target is at least 0.8x).
 
 ``--rounding`` shows where the emulated dtypes' time goes: the cost per element of
 ``ComputeDtype.round`` on one L2-sized piece, for bfloat16 and float16 (both on the bits,
@@ -95,7 +96,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--rounding", action="store_true", help="cost of rounding per element")
+    parser.add_argument("--all", action="store_true", help="time the check --all makes")
     args = parser.parse_args()
+    listed_only = not args.all
     logits, targets = make_dump(ROWS, CLASSES)
     bf16 = write_bf16(logits, targets)
     inputs = {
@@ -104,16 +107,17 @@ def main() -> None:
     }
     options = CheckOptions.of()  # --dtype auto: each in its own dtype
     for loaded in inputs.values():
-        check_loaded(loaded, options)  # warm-up: page cache, thread pool
+        check_loaded(loaded, options, listed_only=listed_only)  # warm-up: page cache, pool
     times: dict[str, list[float]] = {name: [] for name in inputs}
     for _ in range(args.repeats):
         for name, loaded in inputs.items():
             start = time.perf_counter()
-            report = check_loaded(loaded, options)
+            report = check_loaded(loaded, options, listed_only=listed_only)
             times[name].append(time.perf_counter() - start)
             assert report.compute_dtype == ("bfloat16" if "bfloat16" in name else "float32")
     median = {name: statistics.median(t) for name, t in times.items()}
-    print(f"{ROWS} x {CLASSES}, --dtype auto, medians of {args.repeats} interleaved runs")
+    made = "with --all" if args.all else "as the command line makes it"
+    print(f"{ROWS} x {CLASSES}, --dtype auto, {made}, medians of {args.repeats} interleaved runs")
     for name, seconds in median.items():
         rate = ROWS * CLASSES / seconds / 1e6
         shown = " ".join(f"{t:.2f}" for t in times[name])

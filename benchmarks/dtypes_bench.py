@@ -4,7 +4,9 @@
     python benchmarks/dtypes_bench.py --repeats 9
 
 The dump (benchmarks/bench.py's ``make_dump``) is cast to float16 and bfloat16 in memory
-once, outside the timing, so each figure is ``check(x_D, t)`` in-process: ``--repeats``
+once, outside the timing, so each figure is the in-process check of ``x_D``, as the command
+line makes it (``listed_only``: a half-precision check skips the naive pass where it can
+raise no flag; ``--all`` times the full check that ``--all`` and ``check()`` make): ``--repeats``
 rounds of one run per dtype after a warm-up, in wall-clock and in CPU seconds (all
 threads); the ratios are the medians of each round's ratio, so a slow spell of a shared
 machine, which hits every dtype of its round, cancels out. It also prints the time of
@@ -29,8 +31,10 @@ sys.path.insert(0, str(HERE.parent))
 
 from bench import SHAPES, make_dump  # noqa: E402
 
-from softmax_cli import check  # noqa: E402
+from softmax_cli.classify import check_loaded  # noqa: E402
 from softmax_cli.dtypes import COMPUTE_DTYPES  # noqa: E402
+from softmax_cli.load import Loaded  # noqa: E402
+from softmax_cli.options import CheckOptions  # noqa: E402
 
 
 def median_time(run, repeats: int, clock=time.perf_counter) -> float:
@@ -64,7 +68,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", choices=SHAPES, default="default")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of each check")
+    parser.add_argument("--all", action="store_true", help="time the check --all makes")
     args = parser.parse_args()
+    options = CheckOptions.of()
+
+    def check(x: np.ndarray, t: np.ndarray) -> None:
+        loaded = Loaded(logits=x, targets=t, logits_name="x", targets_name="t", from_text=False)
+        check_loaded(loaded, options, listed_only=not args.all)
+
     rows, classes = SHAPES[args.shape]
     logits, targets = make_dump(rows, classes)
     x32 = np.load(logits)
@@ -75,8 +86,9 @@ def main() -> None:
             "float16": x32.astype(np.float16),
             "bfloat16": x32.astype(ml_dtypes.bfloat16),
         }
+    made = "with --all" if args.all else "as the command line makes it"
     print(f"{rows} x {classes} = {rows * classes / 1e6:.0f} M elements, "
-          f"{args.repeats} rounds of one in-process run per dtype\n")  # fmt: skip
+          f"{args.repeats} rounds of one in-process run per dtype, {made}\n")  # fmt: skip
     print("| dtype | check (s) | / float32 | check, CPU (s) | / float32 "
           "| round, 1 MiB piece (ns/element) |")  # fmt: skip
     print("|---|---:|---:|---:|---:|---:|")

@@ -122,6 +122,7 @@ def check_loaded(
     keys: ArrayKeys | None = None,
     implementations: Iterable[impl.ImplementationLike] | None = None,
     impl_rtol: float | None = None,
+    listed_only: bool = False,
 ) -> Report:
     """Check what :func:`softmax_cli.load.load_inputs` read, with validated options.
 
@@ -135,6 +136,12 @@ def check_loaded(
     With ``options.sweep`` the check also runs in every compute dtype, each block read once
     for all of them (on a cluster, once per dtype); the report is the compute dtype's, with
     the four in ``sweep``.
+
+    ``listed_only=True`` says the caller shows the naive loss of listed (flagged) samples
+    only, never of every sample (the command line without ``--all``): a half-precision
+    check then makes the naive pass only where it can raise a flag (see
+    :func:`softmax_cli.fastpath.reduce_rows`). Every sample any report of the check may
+    list is then checked again in full, so what is shown is the same to the last bit.
     """
     own = impl.resolve(implementations)
     impl_rtol = impl.check_rtol(impl_rtol)
@@ -150,7 +157,9 @@ def check_loaded(
     if options.sweep:
         dtypes += [COMPUTE_DTYPES[name] for name in SWEEP_DTYPES if name != compute_dtype.name]
     if scheduler is None:
-        results = _classify(parts, options.ignore_index, dtypes, on_progress, own, impl_rtol)
+        results = _classify(
+            parts, options.ignore_index, dtypes, on_progress, own, impl_rtol, listed_only
+        )
     else:
         from softmax_cli import cluster
 
@@ -162,6 +171,8 @@ def check_loaded(
         targets = (
             parts[0].targets if len(parts) == 1 else np.concatenate([p.targets for p in parts])
         )
+    for dtype, (findings, measures) in zip(dtypes, results, strict=True):
+        _compute_listable(parts, options, dtype, findings, measures)
     # A corrupt archive member is an input error, not a report: wait for its CRC check.
     for part in parts:
         part.loaded.verify()
@@ -185,6 +196,54 @@ def check_loaded(
     if not options.sweep:
         return report
     return dataclasses.replace(report, sweep=tuple(reports[name] for name in SWEEP_DTYPES))
+
+
+def _compute_listable(
+    parts: list[Part],
+    options: CheckOptions,
+    dtype: ComputeDtype,
+    findings: Findings,
+    measures: Measures,
+) -> None:
+    """Check again in full the samples whose naive loss was estimated (``listed_only``)
+    that a report may list: any flag or input flag of any implementation, a non-finite
+    loss, a headroom below ``options.min_headroom`` (listed when ``--fail-on`` holds
+    ``headroom``), or the lowest headroom (a regression when it fell against a baseline).
+    A sample with none of these is listed by nothing but ``--all``, which checks in full."""
+    estimated = findings.naive_estimated
+    if not estimated.any():
+        return
+    listable = findings.input != 0
+    for rows in findings.impls.values():
+        listable |= (rows.flags != 0) | (findings.has_target & ~np.isfinite(rows.loss))
+    headroom = measures.headroom_at(dtype.log_max)
+    with np.errstate(invalid="ignore"):
+        listable |= headroom < options.min_headroom
+    if np.isfinite(headroom).any():
+        listable[np.nanargmin(headroom)] = True
+    again = np.flatnonzero(listable & estimated)
+    step = _piece_rows(parts[0].rows.classes, dtype) * BLOCK_PIECES
+    for start in range(0, len(again), step):
+        which = again[start : start + step]
+        x, targets = _rows_at(parts, which, options.ignore_index)
+        rows_findings, _ = classify_block(x, targets, dtype)  # the measures are the same
+        findings.put(which, rows_findings)
+
+
+def _rows_at(
+    parts: list[Part], samples: np.ndarray, ignore_index: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The logits rows and block targets (-1: none) of the samples at flat ``samples``."""
+    starts = np.array([p.first_index for p in parts])
+    which = np.searchsorted(starts, samples, side="right") - 1
+    rows, targets = [], []
+    for i in np.unique(which):
+        part = parts[i]
+        local = samples[which == i] - part.first_index
+        rows.append(part.rows.take(local))
+        given = np.full(len(local), -1) if part.targets is None else part.targets[local]
+        targets.append(np.where(given == ignore_index, -1, given))
+    return np.concatenate(rows), np.concatenate(targets)
 
 
 @dataclass(frozen=True, eq=False)
@@ -266,10 +325,13 @@ class _SampleRows:
             self._flat = self.by_sample.reshape(self.count, self.classes)
 
     def block(self, start: int, stop: int) -> np.ndarray:
+        return self.take(np.arange(start, stop)) if self._flat is None else self._flat[start:stop]
+
+    def take(self, samples: np.ndarray) -> np.ndarray:
+        """The rows of the samples at flat indices ``samples``, as a new array."""
         if self._flat is not None:
-            return self._flat[start:stop]
-        where = np.unravel_index(np.arange(start, stop), self.sample_shape)
-        return self.by_sample[where]
+            return self._flat[samples]
+        return self.by_sample[np.unravel_index(samples, self.sample_shape)]
 
 
 def _classify(
@@ -279,6 +341,7 @@ def _classify(
     on_progress: Progress | None,
     own: tuple[impl.OwnImplementation, ...] = (),
     impl_rtol: float | None = None,
+    listed_only: bool = False,
 ) -> list[tuple[Findings, Measures]]:
     """The one block loop: the blocks of every file on one thread pool, each classified by
     classify_block in each of ``dtypes`` while it is in memory (the file is read once
@@ -312,7 +375,7 @@ def _classify(
         part, targets = parts[which], row_targets(*task)
         x = part.rows.block(start, stop)
         at = slice(part.first_index + start, part.first_index + stop)
-        put_in(results, at, classify_in(x, targets, dtypes, pieces))
+        put_in(results, at, classify_in(x, targets, dtypes, pieces, listed_only))
         return stop - start
 
     tasks = blocks(parts, pieces[0])
@@ -368,9 +431,11 @@ def classify_in(
     targets: np.ndarray | None,
     dtypes: Sequence[ComputeDtype],
     pieces: Sequence[int],
+    listed_only: bool = False,
 ) -> list[tuple[Findings, Measures]]:
     """Findings and measures of the block ``x`` in each of ``dtypes`` (``pieces``: rows per
-    piece in each), one after the other while the block is in memory.
+    piece in each), one after the other while the block is in memory. ``listed_only``: see
+    :func:`check_loaded`.
 
     A wide dtype that holds the file's values exactly (float64 in the sweep of a float32
     dump) is read off the check in another such dtype rather than checked again: see
@@ -389,9 +454,8 @@ def classify_in(
             base = done[plan[dtype.name].name][1]
             done[dtype.name] = _read_off(x, targets, base, dtype, piece)
         else:
-            done[dtype.name] = classify_block(
-                x, targets, dtype, piece, naive_losses=dtype is dtypes[0]
-            )
+            naive_losses = dtype is dtypes[0] and not listed_only
+            done[dtype.name] = classify_block(x, targets, dtype, piece, naive_losses=naive_losses)
     return [done[d.name] for d in dtypes]
 
 
@@ -509,6 +573,7 @@ def reference_findings(
     return Findings(
         input=input_bits,
         has_target=has_target,
+        naive_estimated=np.zeros(len(x), dtype=bool),
         impls={
             NAIVE.name: findings(kernels.naive(x, targets, dtype)),
             STABLE.name: findings(kernels.stable(x, targets, dtype)),

@@ -446,6 +446,8 @@ def run(
                 keys=keys,
                 implementations=own,
                 impl_rtol=impl_rtol,
+                # Without --all only listed samples' losses are shown.
+                listed_only=not show_all,
             )
         report = dataclasses.replace(report, elapsed=time.perf_counter() - started)
         if old is not None:

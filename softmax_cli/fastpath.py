@@ -49,6 +49,8 @@ class RowScalars:
     weighted: np.ndarray
     # The second-largest entry minus the largest (<= 0): minus the margin.
     second: np.ndarray
+    # Rows whose naive pass was skipped (naive_losses=False): naive_sum is exp(m) * S.
+    screened: np.ndarray
 
     @classmethod
     def empty(cls, rows: int, dtype: ComputeDtype) -> RowScalars:
@@ -59,6 +61,7 @@ class RowScalars:
             np.zeros(rows, dtype=bool),
             np.empty(rows, dtype=dtype.work),
             np.empty(rows, dtype=dtype.work),
+            np.zeros(rows, dtype=bool),
         )
 
 
@@ -118,10 +121,11 @@ def reduce_rows(
     ``targets`` holds a class index per row, or -1 (the entry at class 0 is then read).
 
     ``naive_losses=False`` says the caller reads the naive path's flags but not its loss
-    (a sweep's other dtypes, which show counts only). A half-precision D then skips the
-    naive pass on the rows where :func:`softmax_cli.widen.clear` proves that the naive
-    code raises no flag, from the stable pass's log Z: their naive sum is ``exp(m) * S``
-    rounded to D, exact for the flags (none) and within a few roundings of D for the loss.
+    (a sweep's other dtypes, which show counts only; a check whose clean samples are not
+    listed). A half-precision D then skips the naive pass on the rows where
+    :func:`softmax_cli.widen.clear` proves that the naive code raises no flag, from the
+    stable pass's log Z: their naive sum is ``exp(m) * S`` rounded to D, exact for the
+    flags (none) and within a few roundings of D for the loss; ``screened`` marks them.
 
     The piece is read from memory once; every later pass finds its operands in the L2
     cache. A piece of the work dtype is first read by the naive exp, which computes long
@@ -213,6 +217,7 @@ def reduce_rows(
                 if skip.any():
                     wide = np.exp(m[skip].astype(np.float64)) * total[skip].astype(np.float64)
                     out.naive_sum[rows][skip] = dtype.round(wide.astype(dtype.work))
+                    out.screened[rows] = skip
     return out
 
 
@@ -417,6 +422,7 @@ def derive(scalars: RowScalars, targets: np.ndarray, dtype: ComputeDtype) -> Dec
         findings=Findings(
             input=np.where(scalars.out_of_range, np.uint8(InputFlag.OUT_OF_RANGE), np.uint8(0)),
             has_target=has_target,
+            naive_estimated=scalars.screened.copy(),
             impls={NAIVE.name: naive, STABLE.name: stable},
         ),
         measures=measures(scalars, logsumexp, dtype),

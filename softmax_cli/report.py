@@ -214,6 +214,10 @@ class Findings(Columns):
 
     input: np.ndarray = column(np.uint8, 0)  # InputFlag bits
     has_target: np.ndarray = column(np.bool_, False)  # a target that is not ignored
+    # The naive loss was not computed, only proved to raise no flag: read off the stable
+    # pass, within a few roundings of D (softmax_cli.fastpath.reduce_rows). Only a sample
+    # that nothing lists may have it: the check computes the listed ones in full.
+    naive_estimated: np.ndarray = column(np.bool_, False)
     impls: Mapping[str, ImplRows] = field(default_factory=dict)
 
     @classmethod
@@ -715,6 +719,10 @@ class Report:
     def ordered(self, include_clean: bool = False, where: np.ndarray | None = None) -> np.ndarray:
         """Flat indices of the flagged samples (every sample with ``include_clean``; only
         those in the mask ``where`` if given), worst first, then by index."""
+        if include_clean and self.findings.naive_estimated.any():
+            # A check made for listed samples only (check_loaded(listed_only=True)) has
+            # no naive loss of its own for the clean ones.
+            raise ValueError("every sample is listed, but this check computed listed ones only")
         mask = np.ones(len(self), dtype=bool) if include_clean else self.flagged
         if where is not None:
             mask = mask & where
