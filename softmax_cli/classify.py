@@ -140,8 +140,9 @@ def check_loaded(
     ``listed_only=True`` says the caller shows the naive loss of listed (flagged) samples
     only, never of every sample (the command line without ``--all``): a half-precision
     check then makes the naive pass only where it can raise a flag (see
-    :func:`softmax_cli.fastpath.reduce_rows`). Every sample any report of the check may
-    list is then checked again in full, so what is shown is the same to the last bit.
+    :func:`softmax_cli.fastpath.reduce_rows`; on a cluster the dtype's own check stays
+    whole). Every sample any report of the check may list is then checked again in full,
+    so what is shown is the same to the last bit.
     """
     own = impl.resolve(implementations)
     impl_rtol = impl.check_rtol(impl_rtol)
