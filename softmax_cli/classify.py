@@ -574,7 +574,6 @@ def reference_findings(
     return Findings(
         input=input_bits,
         has_target=has_target,
-        naive_estimated=np.zeros(len(x), dtype=bool),
         impls={
             NAIVE.name: findings(kernels.naive(x, targets, dtype)),
             STABLE.name: findings(kernels.stable(x, targets, dtype)),

@@ -214,11 +214,18 @@ class Findings(Columns):
 
     input: np.ndarray = column(np.uint8, 0)  # InputFlag bits
     has_target: np.ndarray = column(np.bool_, False)  # a target that is not ignored
+    impls: Mapping[str, ImplRows] = field(default_factory=dict)
     # The naive loss was not computed, only proved to raise no flag: read off the stable
     # pass, within a few roundings of D (softmax_cli.fastpath.reduce_rows). Only a sample
-    # that nothing lists may have it: the check computes the listed ones in full.
-    naive_estimated: np.ndarray = column(np.bool_, False)
-    impls: Mapping[str, ImplRows] = field(default_factory=dict)
+    # that nothing lists may have it: the check computes the listed ones in full. None
+    # given: no sample has it.
+    naive_estimated: np.ndarray = field(
+        default=None, metadata={"dtype": np.dtype(np.bool_), "fill": False}
+    )
+
+    def __post_init__(self) -> None:
+        if self.naive_estimated is None:
+            object.__setattr__(self, "naive_estimated", np.zeros(len(self.input), dtype=bool))
 
     @classmethod
     def blank(

@@ -142,7 +142,6 @@ def _report_with_flags(
         findings=Findings(
             input=np.zeros(n, dtype=np.uint8),
             has_target=np.ones(n, dtype=bool),
-            naive_estimated=np.zeros(n, dtype=bool),
             impls={"naive": ImplRows(naive, np.ones(n)), "stable": ImplRows(stable, loss)},
         ),
         measures=Measures.empty(n),
