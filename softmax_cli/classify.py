@@ -243,8 +243,13 @@ def _rows_at(
         local = samples[which == i] - part.first_index
         rows.append(part.rows.take(local))
         given = np.full(len(local), -1) if part.targets is None else part.targets[local]
-        targets.append(np.where(given == ignore_index, -1, given))
+        targets.append(marked_targets(given, ignore_index))
     return np.concatenate(rows), np.concatenate(targets)
+
+
+def marked_targets(given: np.ndarray, ignore_index: int) -> np.ndarray:
+    """``given`` targets as the block classifiers take them: -1 marks "no target"."""
+    return np.where(given == ignore_index, -1, given)
 
 
 @dataclass(frozen=True, eq=False)
@@ -368,8 +373,7 @@ def _classify(
         given = parts[which].targets
         if given is None:
             return None
-        given = given[start:stop]
-        return np.where(given == ignore_index, -1, given)
+        return marked_targets(given[start:stop], ignore_index)
 
     def classify_rows(task: tuple[int, int, int]) -> int:
         which, start, stop = task

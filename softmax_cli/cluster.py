@@ -233,7 +233,7 @@ def _failure(source: Source, error: InputError) -> Failure:
 def _open(source: Source, mtime_ns: int, size: int) -> tuple[Any, np.ndarray | None]:
     """The file's rows and targets, read once per worker for all its blocks (memory-mapped;
     the modification time and size in the key make a changed file read afresh)."""
-    from softmax_cli.classify import _SampleRows
+    from softmax_cli.classify import _SampleRows, marked_targets
     from softmax_cli.validate import check_logits, check_targets
 
     loaded = load_inputs(source.logits, source.targets, source.keys)
@@ -257,5 +257,5 @@ def _open(source: Source, mtime_ns: int, size: int) -> tuple[Any, np.ndarray | N
             rows.classes,
             source.ignore_index,
         )
-        targets = np.where(targets == source.ignore_index, -1, targets)
+        targets = marked_targets(targets, source.ignore_index)
     return rows, targets
