@@ -5,8 +5,8 @@
     python benchmarks/health_bench.py --without-health --rounds 16
 
 ``--without-health`` compares with this very tree with the float32 check's health passes
-taken out (``ABLATION``: no argmax and second-largest entry for the margin, no weighted sum
-for the entropy, ``exp(x - m)`` in place as before them): what the measures cost now,
+taken out (``ABLATION``: no second-largest entry for the margin, no weighted sum for
+the entropy, ``exp(x - m)`` in place as before them): what the measures cost now,
 apart from everything else that changed since b685e5c.
 
 Exports the revision's ``softmax_cli`` into a temporary directory and times the in-process
@@ -49,20 +49,31 @@ print(min(times))
 """
 
 
-# The float32 path of fastpath.reduce_rows without its health passes. The lines from
-# FIRST to LAST (the margin's and the entropy's passes) are kept for the emulated dtypes
-# only; float32 takes ABLATED instead. PEAKED finds the maximum of a peaked row itself
-# (those rows read the margin's argmax). Each must match once, or the ablation is stale.
-FIRST = "            top = (count, shifted.argmax(axis=1))\n"
-LAST = "            out.weighted[rows] = weighted\n"
-ABLATED = """            else:  # ablated: no margin, no entropy, exp(x - m) in place
-                out.second[rows] = np.nan
-                out.weighted[rows] = 0
-                exact = np.exp(shifted, out=shifted)
-"""
-PEAKED = (
-    "                others[np.arange(len(peaked)), top[1][peaked]] = 0\n",
-    "                others[np.arange(len(peaked)), others.argmax(axis=1)] = 0\n",
+# The float32 path of fastpath.reduce_rows without its health passes: each (old, new)
+# must match fastpath.py once, or the ablation is stale. The maximum is max's alone (no
+# strands' running maxima for the second-largest entry), there is no weighted sum for the
+# entropy, and exp(x - m) is in place as before them. The emulated dtypes keep theirs.
+ABLATION = (
+    (
+        "                m = strands.maxima(piece, rows)\n",
+        "                m = piece.max(axis=1)\n",
+    ),
+    (
+        "            exact = np.exp(shifted, out=exact_buf[: stop - start])\n",
+        "            exact = np.exp(shifted, out=exact_buf[: stop - start] if dtype.is_emulated"
+        " else shifted)\n",
+    ),
+    (
+        '            np.einsum("ij,ij->i", exact, shifted, out=out.weighted[rows])\n',
+        "            if dtype.is_emulated:\n"
+        '                np.einsum("ij,ij->i", exact, shifted, out=out.weighted[rows])\n'
+        "            else:  # ablated: no entropy\n"
+        "                out.weighted[rows] = 0\n",
+    ),
+    (
+        "if classes > 1 else np.nan\n",
+        "if dtype.is_emulated and classes > 1 else np.nan\n",
+    ),
 )
 
 
@@ -71,16 +82,11 @@ def ablated(directory: str) -> None:
     shutil.copytree(ROOT / "softmax_cli", Path(directory) / "softmax_cli")
     path = Path(directory) / "softmax_cli" / "fastpath.py"
     text = path.read_text()
-    if not all(text.count(line) == 1 for line in (FIRST, LAST, PEAKED[0])):
+    if not all(text.count(old) == 1 for old, _ in ABLATION):
         sys.exit("health_bench: the ablation no longer matches softmax_cli/fastpath.py")
-    head, rest = text.split(FIRST)
-    passes, tail = rest.split(LAST)
-    kept = "".join(
-        "    " + line if line.strip() else line
-        for line in (FIRST + passes + LAST).splitlines(keepends=True)
-    )
-    text = head + "            if dtype.is_emulated:\n" + kept + ABLATED + tail
-    path.write_text(text.replace(*PEAKED))
+    for old, new in ABLATION:
+        text = text.replace(old, new)
+    path.write_text(text)
 
 
 def main() -> None:

@@ -143,6 +143,7 @@ def reduce_rows(
     picked = np.maximum(targets, 0)
     narrows = dtype.narrows(x.dtype)
     counts = np.arange(piece_rows)
+    strands = _Strands(n, classes, dtype)
     # The naive pass after the stable one, on the rows it cannot skip.
     screen = dtype.is_emulated and not naive_losses and widen.widens(dtype, classes)
     # A piece is some 30 NumPy calls; those on per-row scalars cost their call overhead
@@ -162,39 +163,24 @@ def reduce_rows(
         with np.errstate(all="ignore"):  # NaN, inf and masked rows are sorted out in derive
             out.logit_t[rows] = piece[at_target]
             if dtype.is_emulated:
-                m = piece.max(axis=1)  # NaN if the row holds one
+                m = strands.maxima(piece, rows)  # NaN if the row holds one
                 if not screen:
                     _naive(piece, m, out.logit_t[rows], at_target, dtype, buffers, out, rows)
             else:
                 _naive(piece, None, out.logit_t[rows], at_target, dtype, buffers, out, rows)
-                m = piece.max(axis=1)
+                m = strands.maxima(piece, rows)
             out.max[rows] = m
             if narrows:
                 out.out_of_range[rows] = _cast_overflows(piece, x[rows], m)
             # x - m, unrounded (exact to half an ulp of the work dtype); 0 at the maximum.
             shifted = np.subtract(piece, m[:, None], out=e)
-            # argmax here, not on the piece: NumPy's argmax takes up to twice max's time on
-            # values it must fetch, and as long as max on x - m, just written, in cache.
-            top = (count, shifted.argmax(axis=1))
-            kept = shifted[top]
-            shifted[top] = -np.inf
-            # With one class there is no second entry: NaN, for a null margin.
-            out.second[rows] = shifted.max(axis=1) if classes > 1 else np.nan
-            # exp(x - m), with the maximum still masked (0 there: one pass less than
-            # restoring x - m first).
             exact = np.exp(shifted, out=exact_buf[: stop - start])
-            shifted[top] = kept
-            exact[top] = np.exp(kept)  # 1, where m is finite
             # The entropy's sum(e * (x - m)) from the unrounded e, in one pass; a masked
-            # entry makes it 0 * -inf = NaN, recomputed below for those rows only. einsum,
-            # not np.vecdot: vecdot calls BLAS, whose threads (OpenBLAS starts one per core
-            # for a row this long) fight the classifier's own workers for the cores and
-            # cost more than they save, and whose sum then depends on their number.
-            weighted = np.einsum("ij,ij->i", exact, shifted)
-            if math.isnan(weighted.sum()):
-                again = np.flatnonzero(np.isnan(weighted) & np.isfinite(m))
-                weighted[again] = _weighted(piece[again], m[again])
-            out.weighted[rows] = weighted
+            # entry makes it 0 * -inf = NaN, recomputed at the end for those rows only.
+            # einsum, not np.vecdot: vecdot calls BLAS, whose threads (OpenBLAS starts one
+            # per core for a row this long) fight the classifier's own workers for the
+            # cores and cost more than they save, and whose sum then depends on their number.
+            np.einsum("ij,ij->i", exact, shifted, out=out.weighted[rows])
             # The stable code's e is exp(x - m) itself, in every dtype: the fused kernels it
             # stands for round to D only what they store (kernels.stable).
             total = kernels.accumulate_rows(exact, dtype)
@@ -205,7 +191,7 @@ def reduce_rows(
             peaked = np.flatnonzero(total < 2)  # not min(): NaN rows
             if len(peaked):
                 others = exact[peaked]
-                others[np.arange(len(peaked)), top[1][peaked]] = 0
+                others[np.arange(len(peaked)), others.argmax(axis=1)] = 0  # the maximum's 1
                 exact_sum = 1.0 + kernels.accumulate_rows(others, dtype).astype(np.float64)
                 out.exact_sum[start + peaked] = exact_sum
             out.stable_exp_t[rows] = exact[at_target]
@@ -218,7 +204,66 @@ def reduce_rows(
                     wide = np.exp(m[skip].astype(np.float64)) * total[skip].astype(np.float64)
                     out.naive_sum[rows][skip] = dtype.round(wide.astype(dtype.work))
                     out.screened[rows] = skip
+    with np.errstate(all="ignore"):  # -inf - -inf and 0 * -inf on masked rows, NaN rows
+        # Minus the margin, r(x2 - m): the largest r(x - m) but one, rounding being
+        # monotonic. With one class there is no second entry: NaN, for a null margin.
+        out.second[:] = strands.second(x, dtype) - out.max if classes > 1 else np.nan
+        if math.isnan(out.weighted.sum()):
+            again = np.flatnonzero(np.isnan(out.weighted) & np.isfinite(out.max))
+            out.weighted[again] = _weighted(dtype.to_work(x[again]), out.max[again])
     return out
+
+
+# Rows seen as this many strands by _Strands (fewer for short rows): the fastest of 4, 8,
+# 16 and 32 on rows of 32 000.
+_STRANDS = 16
+
+
+class _Strands:
+    """The margin's second-largest entry from one pass per piece and a few calls per block.
+
+    A row of ``k * w (+ t)`` entries is ``k`` strands of ``w``: their entry-wise maximum,
+    ``w`` running maxima (the last ``t < w`` entries folded into the first ``t``), takes
+    one SIMD ``maximum`` per strand, about ``max``'s time, and gives the row's maximum. Its
+    largest but one is either the maximum of another of the ``w`` or one of the ``k (+ 1)``
+    entries that the largest gathers, read from the block at the end (:meth:`second`).
+
+    The per-row work is done once for the whole block, not in every piece: a call on a
+    piece's few rows costs a few microseconds, holding the GIL that the other workers need,
+    and argmax, a masked copy and a second max in each piece made the margin cost a fifth
+    of the check.
+    """
+
+    def __init__(self, rows: int, classes: int, dtype: ComputeDtype) -> None:
+        self.k = min(_STRANDS, math.isqrt(classes))  # so that t < k <= w
+        self.w = classes // self.k
+        self.t = classes - self.k * self.w
+        self.running = np.empty((rows, self.w), dtype=dtype.work)
+
+    def maxima(self, piece: np.ndarray, rows: slice) -> np.ndarray:
+        """The piece's row maxima (NaN where a row holds one); keeps its running maxima."""
+        k, w, t = self.k, self.w, self.t
+        running = self.running[rows]
+        np.maximum.reduce(piece[:, : k * w].reshape(len(piece), k, w), axis=1, out=running)
+        if t:
+            np.maximum(running[:, :t], piece[:, k * w :], out=running[:, :t])
+        return running.max(axis=1)
+
+    def second(self, x: np.ndarray, dtype: ComputeDtype) -> np.ndarray:
+        """Each row's largest entry but one (a tie counts twice; ``-inf`` with one class),
+        from the running maxima of every row of ``x`` (the block, in any dtype)."""
+        k, w, t = self.k, self.w, self.t
+        rows = np.arange(len(x))
+        j = self.running.argmax(axis=1)
+        # The entries that j gathers: one per strand, and the tail's where j < t.
+        gathered = np.full((len(x), k + 1), -np.inf, dtype=dtype.work)
+        gathered[:, :k] = dtype.to_work(x[rows[:, None], j[:, None] + w * np.arange(k)])
+        if t:
+            tail = np.flatnonzero(j < t)
+            gathered[tail, k] = dtype.to_work(x[tail, k * w + j[tail]])
+        gathered[rows, gathered.argmax(axis=1)] = -np.inf
+        self.running[rows, j] = -np.inf
+        return np.maximum(self.running.max(axis=1), gathered.max(axis=1))
 
 
 def _naive(

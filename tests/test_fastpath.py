@@ -252,3 +252,51 @@ def test_a_few_rows_use_the_whole_pieces_buffers():
     fastpath.reduce_rows(few, targets[:3], dtype, piece_rows=4)
     assert fastpath._scratch.kept.keys() == before.keys()
     assert all(fastpath._scratch.kept[k] is v for k, v in before.items())
+
+
+def top_two_directly(row: np.ndarray) -> tuple[float, float]:
+    """A row's largest entry and its largest but one (a tie counts twice), by sorting."""
+    if np.isnan(row).any():
+        return np.nan, np.nan
+    ordered = np.sort(row)
+    return float(ordered[-1]), float(ordered[-2]) if len(row) > 1 else -np.inf
+
+
+@pytest.mark.parametrize("classes", [*range(1, 40), 255, 256, 257, 271, 32000, 32003])
+def test_strands_find_the_two_largest_as_sorting_does_wherever_they_are(classes):
+    """Rows with the largest and second-largest entries in the same strand, in two, in the
+    tail of a row that the strands do not divide, tied, or beside NaN and masks."""
+    from softmax_cli.fastpath import _Strands
+
+    rng = np.random.default_rng(classes)
+    places = np.unique(np.r_[0, 1, classes - 1, classes // 2, rng.integers(0, classes, 6)])
+    places = places[places < classes]
+    rows = []
+    for first in places:
+        for second in places:
+            row = rng.standard_normal(classes).astype(np.float32)
+            row[second] = 5
+            row[first] = 6 if first != second else 5
+            rows.append(row)
+            tied = row.copy()
+            tied[second] = 6  # a tie at the top: the margin is 0
+            rows.append(tied)
+    masked = np.full(classes, -np.inf, dtype=np.float32)
+    rows.append(masked.copy())  # every class masked
+    masked[places[-1]] = 1.0
+    rows.append(masked)  # one live class
+    with_nan = rng.standard_normal(classes).astype(np.float32)
+    with_nan[places[-1]] = np.nan
+    rows.append(with_nan)
+    x = np.array(rows)
+    dtype = COMPUTE_DTYPES["float32"]
+    strands = _Strands(len(x), classes, dtype)
+    # In pieces of 3 rows, as reduce_rows reads them.
+    largest = np.concatenate(
+        [strands.maxima(x[i : i + 3], slice(i, i + 3)) for i in range(0, len(x), 3)]
+    )
+    second = strands.second(x, dtype)
+    expected = np.array([top_two_directly(row) for row in x])
+    np.testing.assert_array_equal(largest, expected[:, 0])
+    live = ~np.isnan(largest)
+    np.testing.assert_array_equal(second[live], expected[live, 1])
