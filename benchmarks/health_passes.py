@@ -4,11 +4,12 @@ without the margin's and the entropy's, on the benchmark dump.
     python benchmarks/health_passes.py                 # two threads, 15 rounds
     python benchmarks/health_passes.py --threads 1 --rounds 9
 
-Replays the passes of ``fastpath.reduce_rows`` for a float32 dump (naive exp and sum, max,
-x - max, exp and sum; then argmax and the second-largest entry for the margin, the dot
-product for the entropy) on 2048 rows of the 4096 x 32000 dump, in pieces of 8 rows as the
-check makes them, each variant in turn within every round so a drifting machine hurts all
-alike. Prints each variant's median and its ratio to the variant without health passes:
+Replays the passes of ``fastpath.reduce_rows`` for a float32 dump (naive exp and sum, max, x
+- max, exp and sum; then the strands' running maxima in place of max and the second-largest
+entry at the end of each block for the margin, the dot product beside a second buffer for
+the entropy) on 2048 rows of the 4096 x 32000 dump, in pieces of 8 rows and blocks of 128 as
+the check makes them, each variant in turn within every round so a drifting machine hurts
+all alike. Prints each variant's median and its ratio to the variant without health passes:
 the cost of the passes themselves, apart from everything else the check does.
 """
 
@@ -28,31 +29,40 @@ sys.path.insert(0, str(HERE))
 
 from bench import make_dump  # noqa: E402
 
-ROWS, PIECE = 2048, 8
+sys.path.insert(0, str(HERE.parent))
+from softmax_cli.dtypes import COMPUTE_DTYPES  # noqa: E402
+from softmax_cli.fastpath import _Strands  # noqa: E402
+
+ROWS, PIECE, BLOCK = 2048, 8, 128
+FLOAT32 = COMPUTE_DTYPES["float32"]
 
 
 def passes(x: np.ndarray, t: np.ndarray, margin: bool, entropy: bool) -> None:
     classes = x.shape[1]
     e, exact = np.empty((PIECE, classes), np.float32), np.empty((PIECE, classes), np.float32)
     count = np.arange(PIECE)
+    running = np.empty((BLOCK, _Strands.width(classes)), np.float32)
     with np.errstate(all="ignore"):  # per thread; the extreme rows overflow, by design
-        for start in range(0, len(x), PIECE):
-            piece = x[start : start + PIECE]
-            at = (count, t[start : start + PIECE])
-            np.exp(piece, out=e)
-            e.sum(axis=1), e[at]
-            m = piece.max(axis=1)
-            shifted = np.subtract(piece, m[:, None], out=e)
+        for block in range(0, len(x), BLOCK):
+            rows = x[block : block + BLOCK]
+            strands = _Strands(classes, running[: len(rows)])
+            for start in range(0, len(rows), PIECE):
+                piece = rows[start : start + PIECE]
+                at = (count, t[block + start : block + start + PIECE])
+                np.exp(piece, out=e)
+                e.sum(axis=1), e[at]
+                m = strands.maxima(piece, slice(start, start + PIECE)) if margin else None
+                m = piece.max(axis=1) if m is None else m
+                shifted = np.subtract(piece, m[:, None], out=e)
+                if entropy:
+                    np.exp(shifted, out=exact)
+                    np.einsum("ij,ij->i", exact, shifted)
+                    exact.sum(axis=1), exact[at]
+                else:
+                    np.exp(shifted, out=shifted)
+                    shifted.sum(axis=1), shifted[at]
             if margin:
-                top = (count, shifted.argmax(axis=1))
-                kept = shifted[top]
-                shifted[top] = -np.inf
-                shifted.max(axis=1)
-                shifted[top] = kept
-            np.exp(shifted, out=exact)
-            if entropy:
-                np.einsum("ij,ij->i", exact, shifted)
-            exact.sum(axis=1), exact[at]
+                strands.second(rows, FLOAT32)
 
 
 def main() -> None:

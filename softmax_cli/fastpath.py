@@ -84,7 +84,11 @@ class _Scratch(threading.local):
 
     KEPT = len(COMPUTE_DTYPES)  # a long-lived process may check many shapes: keep the last few
 
-    def buffers(self, rows: int, classes: int, dtype: ComputeDtype) -> tuple[np.ndarray, ...]:
+    def buffers(
+        self, rows: int, classes: int, dtype: ComputeDtype, block_rows: int
+    ) -> tuple[np.ndarray, ...]:
+        """Pieces of ``rows`` rows: the piece, e, D's rounding, exact e, and the strands'
+        running maxima for ``block_rows`` rows (grown when a longer block comes)."""
         key = (rows, classes, dtype.name)
         kept: dict[tuple[int, int, str], tuple[np.ndarray, ...]] = self.__dict__.setdefault(
             "kept", {}
@@ -98,7 +102,10 @@ class _Scratch(threading.local):
             # emulated rounding is the identity, which never touches its scratch: the two
             # share one buffer.
             exact = np.empty_like(e) if dtype.is_emulated else rounding
-            arrays = (piece, e, rounding, exact)
+            arrays = (piece, e, rounding, exact, np.empty((0, 0), dtype=dtype.work))
+        if len(arrays[4]) < block_rows:
+            running = np.empty((block_rows, _Strands.width(classes)), dtype=dtype.work)
+            arrays = (*arrays[:4], running)
         kept[key] = arrays  # the most recent last
         while len(kept) > self.KEPT:
             del kept[next(iter(kept))]
@@ -139,11 +146,11 @@ def reduce_rows(
     # (those read off another dtype cannot answer) between whole blocks, and buffers sized
     # to them would push the blocks' out of the cache of kept ones, to be made anew (and
     # their pages faulted in) at every block.
-    x_buf, e_buf, d_buf, exact_buf = _scratch.buffers(piece_rows, classes, dtype)
+    x_buf, e_buf, d_buf, exact_buf, running = _scratch.buffers(piece_rows, classes, dtype, n)
     picked = np.maximum(targets, 0)
     narrows = dtype.narrows(x.dtype)
     counts = np.arange(piece_rows)
-    strands = _Strands(n, classes, dtype)
+    strands = _Strands(classes, running[:n])
     # The naive pass after the stable one, on the rows it cannot skip.
     screen = dtype.is_emulated and not naive_losses and widen.widens(dtype, classes)
     # A piece is some 30 NumPy calls; those on per-row scalars cost their call overhead
@@ -234,11 +241,21 @@ class _Strands:
     of the check.
     """
 
-    def __init__(self, rows: int, classes: int, dtype: ComputeDtype) -> None:
-        self.k = min(_STRANDS, math.isqrt(classes))  # so that t < k <= w
+    def __init__(self, classes: int, running: np.ndarray) -> None:
+        """``running``: a work-dtype buffer of (rows, :meth:`width`), the block's rows."""
+        self.k = self._strands(classes)
         self.w = classes // self.k
         self.t = classes - self.k * self.w
-        self.running = np.empty((rows, self.w), dtype=dtype.work)
+        self.running = running
+
+    @staticmethod
+    def _strands(classes: int) -> int:
+        return min(_STRANDS, math.isqrt(classes))  # so that t < k <= w
+
+    @classmethod
+    def width(cls, classes: int) -> int:
+        """How many running maxima a row of ``classes`` entries has."""
+        return classes // cls._strands(classes)
 
     def maxima(self, piece: np.ndarray, rows: slice) -> np.ndarray:
         """The piece's row maxima (NaN where a row holds one); keeps its running maxima."""

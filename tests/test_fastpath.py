@@ -227,15 +227,18 @@ def test_scratch_buffers_are_kept_per_dtype_and_bounded():
 
     scratch = fastpath._Scratch()
     f32, bf16 = COMPUTE_DTYPES["float32"], COMPUTE_DTYPES["bfloat16"]
-    first = scratch.buffers(4, 100, f32)
-    other = scratch.buffers(4, 100, bf16)
-    assert scratch.buffers(4, 100, f32) is first
-    assert scratch.buffers(4, 100, bf16) is other
+    first = scratch.buffers(4, 100, f32, 16)
+    other = scratch.buffers(4, 100, bf16, 16)
+    assert scratch.buffers(4, 100, f32, 16) is first
+    assert scratch.buffers(4, 100, bf16, 8) is other  # a shorter block: the same running maxima
     assert other[0].dtype == np.float32 and other[2].dtype == bf16.storage
+    longer = scratch.buffers(4, 100, f32, 32)  # a longer block: longer running maxima only
+    assert all(a is b for a, b in zip(longer[:4], first[:4], strict=True))
+    assert longer[4].shape == (32, fastpath._Strands.width(100)) and len(first[4]) == 16
     for classes in range(101, 101 + 3 * fastpath._Scratch.KEPT):
-        scratch.buffers(4, classes, f32)
+        scratch.buffers(4, classes, f32, 16)
     assert len(scratch.kept) == fastpath._Scratch.KEPT
-    assert scratch.buffers(4, 100, f32) is not first  # the oldest went first
+    assert scratch.buffers(4, 100, f32, 16)[0] is not first[0]  # the oldest went first
 
 
 def test_a_few_rows_use_the_whole_pieces_buffers():
@@ -290,7 +293,7 @@ def test_strands_find_the_two_largest_as_sorting_does_wherever_they_are(classes)
     rows.append(with_nan)
     x = np.array(rows)
     dtype = COMPUTE_DTYPES["float32"]
-    strands = _Strands(len(x), classes, dtype)
+    strands = _Strands(classes, np.empty((len(x), _Strands.width(classes)), dtype=dtype.work))
     # In pieces of 3 rows, as reduce_rows reads them.
     largest = np.concatenate(
         [strands.maxima(x[i : i + 3], slice(i, i + 3)) for i in range(0, len(x), 3)]
