@@ -119,6 +119,9 @@ def test_a_headroom_fall_beyond_the_allowed_drop_is_a_regression(
         "b.npy", "--baseline", "a.json", "--fail-on", "regression", "--max-headroom-drop", "31"
     )
     assert tolerated.exit_code == 0
+    assert "the minimum headroom fell by no more than 31 nats" in tolerated.stdout
+    table = invoke("b.npy", "--baseline", "a.json").stdout  # the default drop, 1
+    assert "fell by more than 1 nat (--max-headroom-drop)" in " ".join(table.split())
 
 
 def test_a_sample_the_baseline_does_not_list_counts_as_not_breaking(dumps: Path) -> None:

@@ -75,12 +75,13 @@ def drift_verdict(report: Report) -> str:
     """Whether the minimum headroom fell by more than allowed."""
     drift = report.drift
     assert drift is not None
+    drop = drift.max_headroom_drop
+    allowed = f"{drop:g} {'nat' if drop == 1 else 'nats'}"
     if drift.headroom_fell:
         return (
-            f"the minimum headroom fell by more than {drift.max_headroom_drop:g} nats "
-            "(--max-headroom-drop): a regression"
+            f"the minimum headroom fell by more than {allowed} (--max-headroom-drop): a regression"
         )
-    return f"the minimum headroom fell by no more than {drift.max_headroom_drop:g} nats"
+    return f"the minimum headroom fell by no more than {allowed}"
 
 
 def trap_lines(report: Report) -> list[str]:
