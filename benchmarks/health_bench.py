@@ -3,11 +3,13 @@
     python benchmarks/health_bench.py                 # against b685e5c, 4096 x 32000 float32
     python benchmarks/health_bench.py --base HEAD~3 --rounds 6
     python benchmarks/health_bench.py --without-health --rounds 16
+    python benchmarks/health_bench.py --without-health --in-process --rounds 30
 
 ``--without-health`` compares with this very tree with the float32 check's health passes
 taken out (``ABLATION``: no second-largest entry for the margin, no weighted sum for
 the entropy, ``exp(x - m)`` in place as before them): what the measures cost now,
-apart from everything else that changed since b685e5c.
+apart from everything else that changed since b685e5c. ``--in-process`` switches the
+ablation on and off in one process (``fastpath.ABLATED``), alternating runs of the check.
 
 Exports the revision's ``softmax_cli`` into a temporary directory and times the in-process
 check (the minimum of 3 runs after a warm-up, in a fresh process) of the benchmark dump,
@@ -49,36 +51,58 @@ print(min(times))
 """
 
 
-# The float32 path of fastpath.reduce_rows without its health passes: each (old, new)
-# must match fastpath.py once, or the ablation is stale. The maximum is max's alone (no
-# strands' running maxima for the second-largest entry), there is no weighted sum for the
-# entropy, and exp(x - m) is in place as before them. The emulated dtypes keep theirs.
+# The float32 path of fastpath.reduce_rows without its health passes, where the module's
+# ABLATED is true: each (old, new) must match fastpath.py once, or the ablation is stale.
+# The maximum is max's alone (no strands' running maxima for the second-largest entry),
+# there is no weighted sum for the entropy, and exp(x - m) is in place as before them. The
+# emulated dtypes keep theirs.
 ABLATION = (
     (
         "                m = strands.maxima(piece, rows)\n",
-        "                m = piece.max(axis=1)\n",
+        "                m = piece.max(axis=1) if ABLATED else strands.maxima(piece, rows)\n",
     ),
     (
         "            exact = np.exp(shifted, out=exact_buf[: stop - start])\n",
-        "            exact = np.exp(shifted, out=exact_buf[: stop - start] if dtype.is_emulated"
-        " else shifted)\n",
+        "            exact = np.exp(shifted, out=shifted if ABLATED and not dtype.is_emulated"
+        " else exact_buf[: stop - start])\n",
     ),
     (
         '            np.einsum("ij,ij->i", exact, shifted, out=out.weighted[rows])\n',
-        "            if dtype.is_emulated:\n"
-        '                np.einsum("ij,ij->i", exact, shifted, out=out.weighted[rows])\n'
-        "            else:  # ablated: no entropy\n"
-        "                out.weighted[rows] = 0\n",
+        "            if ABLATED and not dtype.is_emulated:  # no entropy\n"
+        "                out.weighted[rows] = 0\n"
+        "            else:\n"
+        '                np.einsum("ij,ij->i", exact, shifted, out=out.weighted[rows])\n',
     ),
     (
         "if classes > 1 else np.nan\n",
-        "if dtype.is_emulated and classes > 1 else np.nan\n",
+        "if classes > 1 and not (ABLATED and not dtype.is_emulated) else np.nan\n",
     ),
 )
 
+# --in-process: one process alternates the check with the ablation on and off, so each
+# pair of runs shares the same memory, page cache and moment.
+TOGGLED = r"""
+import statistics, sys, time
+import numpy as np
+import softmax_cli
+from softmax_cli import check, fastpath
+assert softmax_cli.__file__.startswith(sys.argv[3]), softmax_cli.__file__
+x = np.load(sys.argv[1], mmap_mode="r"); t = np.load(sys.argv[2])
+times = {True: [], False: []}
+for ablated in (True, False):
+    fastpath.ABLATED = ablated
+    check(x, t)
+for i in range(int(sys.argv[4])):
+    for ablated in (i % 2 == 0, i % 2 == 1):
+        fastpath.ABLATED = ablated
+        start = time.perf_counter(); check(x, t); times[ablated].append(time.perf_counter() - start)
+print(" ".join(f"{a:.5f},{b:.5f}" for a, b in zip(times[True], times[False])))
+"""
 
-def ablated(directory: str) -> None:
-    """This tree's softmax_cli in ``directory``, its float32 health passes taken out."""
+
+def ablated(directory: str, *, on: bool = True) -> None:
+    """This tree's softmax_cli in ``directory``, its float32 health passes taken out while
+    ``fastpath.ABLATED`` is true (``on``: its value at import)."""
     shutil.copytree(ROOT / "softmax_cli", Path(directory) / "softmax_cli")
     path = Path(directory) / "softmax_cli" / "fastpath.py"
     text = path.read_text()
@@ -86,7 +110,18 @@ def ablated(directory: str) -> None:
         sys.exit("health_bench: the ablation no longer matches softmax_cli/fastpath.py")
     for old, new in ABLATION:
         text = text.replace(old, new)
-    path.write_text(text)
+    path.write_text(text + f"\n\nABLATED = {on}  # health_bench's ablation\n")
+
+
+def report(base: list[float], this: list[float]) -> None:
+    before, after = statistics.median(base), statistics.median(this)
+    # Each round's two runs are next to each other in time: their ratio is steadier than
+    # the ratio of the medians on a machine whose speed drifts.
+    paired = statistics.median(a / b for a, b in zip(this, base, strict=True))
+    print(
+        f"median: base {before:.3f} s, this tree {after:.3f} s "
+        f"({100 * (after / before - 1):+.1f}%); median of the rounds' ratios {paired:.3f}x"
+    )
 
 
 def main() -> None:
@@ -95,10 +130,28 @@ def main() -> None:
     parser.add_argument(
         "--without-health", action="store_true", help="compare with this tree, health ablated"
     )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="with --without-health: alternate both in one process, not one process each",
+    )
     parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
     logits, targets = make_dump(4096, 32000)
     with tempfile.TemporaryDirectory() as base, tempfile.TemporaryDirectory() as neutral:
+        if args.in_process:
+            ablated(base)
+            out = subprocess.run(
+                [sys.executable, "-c", TOGGLED, str(logits), str(targets), base, str(args.rounds)],
+                env={**os.environ, "PYTHONPATH": base},
+                cwd=neutral,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            pairs = [tuple(map(float, pair.split(","))) for pair in out.stdout.split()]
+            report([a for a, _ in pairs], [b for _, b in pairs])
+            return
         if args.without_health:
             ablated(base)
         else:
@@ -126,14 +179,7 @@ def main() -> None:
                 )
                 times[name].append(float(out.stdout))
                 print(f"{name:5s} {times[name][-1]:.3f} s", flush=True)
-    before, after = (statistics.median(times[n]) for n in trees)
-    # Each round's two runs are next to each other in time: their ratio is steadier than
-    # the ratio of the medians on a machine whose speed drifts.
-    paired = statistics.median(a / b for a, b in zip(times["this"], times["base"], strict=True))
-    print(
-        f"median: base {before:.3f} s, this tree {after:.3f} s "
-        f"({100 * (after / before - 1):+.1f}%); median of the rounds' ratios {paired:.3f}x"
-    )
+    report(times["base"], times["this"])
 
 
 if __name__ == "__main__":
