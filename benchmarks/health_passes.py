@@ -5,12 +5,13 @@ without the margin's and the entropy's, on the benchmark dump.
     python benchmarks/health_passes.py --threads 1 --rounds 9
 
 Replays the passes of ``fastpath.reduce_rows`` for a float32 dump (naive exp and sum, max,
-``x - max``, exp and sum; then the strands' running maxima in place of max and the second-
-largest entry at the end of each block for the margin, the dot product beside a second
-buffer for the entropy) on 2048 rows of the 4096 x 32000 dump, in pieces of 8 rows and
-blocks of 128 as the check makes them, each variant in turn within every round so a drifting
-machine hurts all alike. Prints each variant's median and its ratio to the variant without
-health passes: the cost of the passes themselves, apart from everything else the check does.
+``x - max``, exp and sum; then the strands' running maxima in place of max and the
+second-largest entry at the end of each block for the margin, the dot product beside a
+second buffer for the entropy) on 2048 rows of the 4096 x 32000 dump, in pieces of 8 rows
+and blocks of 128 as the check makes them, each variant in turn within every round so a
+drifting machine hurts all alike. Prints each variant's median and its ratio to the variant
+without health passes: the cost of the passes themselves, apart from everything else the
+check does.
 """
 
 from __future__ import annotations
