@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -148,3 +149,41 @@ def test_the_command_fits_the_terminal_width(tmp_path, width: int) -> None:
     assert "1000" in result.stdout.split() and "loss=2000" in result.stdout.split()
     for label in ("target", "logsumexp", "headroom", "naive", "stable"):
         assert label in result.stdout.split()
+
+
+HEALTH = Path(__file__).resolve().parents[1] / "sample_logits" / "health"
+
+
+def drift_run(width: int) -> str:
+    """The table of the README's drift example (health, chart, drift) at ``width``."""
+    args = [str(HEALTH / "step_2000.npy"), "--targets", str(HEALTH / "targets.npy")]
+    args += ["--baseline", str(HEALTH / "step_1000.json")]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": str(width), "NO_COLOR": "1"})
+    assert result.exit_code == 0, result.output  # only the naive code breaks
+    return result.stdout
+
+
+def numbers_tables(text: str) -> list[list[str]]:
+    """The rows of the health and drift tables of a table wide enough for them."""
+    rows, inside = [], False
+    for line in text.splitlines():
+        if line.split()[:1] in (["health"], ["compared"]):
+            inside = True
+        elif inside and not line.strip():
+            inside = False
+        elif inside and not line.lstrip().startswith("─"):
+            rows.append(line.split())
+    return rows
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_health_and_drift_numbers_are_printed_whole(width: int) -> None:
+    """Where the health and drift tables do not fit, they are stacked, not cut."""
+    rows = numbers_tables(drift_run(200))
+    assert len(rows) == 6 + 7  # six statistics; the minimum headroom and six p99s
+    text = drift_run(width)
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= width
+    shown = text.split()
+    for row in rows:
+        numbers = [cell for cell in row if any(c.isdigit() for c in cell)]
+        assert numbers and all(number in shown for number in numbers), row

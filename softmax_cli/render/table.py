@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,7 +92,7 @@ def renderable(report: Report, view: View = DEFAULT_VIEW, width: int = DEFAULT_W
         *_counts(report, width),
         Text(_input_line(report)),
         Text(headroom_line(report)),
-        *_health_parts(report),
+        *_health_parts(report, width),
         Text(),
         *sweep_matrix(report),
     ]
@@ -117,30 +117,47 @@ def _strip_trailing(text: str) -> str:
     return _TRAILING.sub(r"\1", text)
 
 
-def _health_parts(report: Report) -> list[RenderableType]:
+def _health_parts(report: Report, width: int) -> list[RenderableType]:
     """Health statistics, the log Z chart (when it says something), drift and traps."""
     parts: list[RenderableType] = []
     rows = health.health_rows(report)
     if rows:
-        parts.append(_numbers_table(health.HEALTH_COLUMNS, rows))
+        parts.append(_numbers_table(health.HEALTH_COLUMNS, rows, width))
     if chart.informative(report):
         parts.append(chart.TerminalChart(report))
     if report.drift is not None:
         parts.append(Text(health.drift_title(report), style="bold"))
-        parts.append(_numbers_table(health.DRIFT_COLUMNS, health.drift_rows(report)))
+        parts.append(_numbers_table(health.DRIFT_COLUMNS, health.drift_rows(report), width))
         parts.append(Text(health.drift_verdict(report)))
     parts.extend(Text(line, style=NOTE_STYLE) for line in health.trap_lines(report))
     return parts
 
 
-def _numbers_table(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> Table:
-    """A name column, then columns of numbers, right-aligned."""
+def _numbers_table(
+    columns: Sequence[str], rows: Sequence[Sequence[str]], width: int
+) -> RenderableType:
+    """A name column, then columns of numbers, right-aligned. Where that is wider than
+    ``width``, the rows stacked instead: the first column's header, then each row's name
+    over its ``column value`` pairs, as many to a line as fit (no number is cut)."""
     table = Table(box=box.SIMPLE_HEAD)
     for k, name in enumerate(columns):
         table.add_column(name, justify="left" if k == 0 else "right")
     for row in rows:
         table.add_row(*row)
-    return table
+    if _natural_width(table) <= width:
+        return table
+    lines = ["", columns[0]]  # blank lines around it, as around the table
+    for name, *cells in rows:
+        lines.append(f"  {name}")
+        pairs = [f"{column} {cell}" for column, cell in zip(columns[1:], cells, strict=True)]
+        line = ""
+        for pair in pairs:
+            if line and len(line) + len(_GAP) + len(pair) > width:
+                lines.append(line)
+                line = ""
+            line = f"{line}{_GAP}{pair}" if line else f"    {pair}"
+        lines.append(line)
+    return Text("\n".join([*lines, ""]))
 
 
 def _input_line(report: Report) -> str:
