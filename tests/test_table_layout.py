@@ -19,6 +19,7 @@ from softmax_cli.render import render
 from softmax_cli.render.table import FEW_ROWS, render_text
 from softmax_cli.render.words import TABLE_MEASURES, count_names, short_number
 from softmax_cli.report import Report
+from softmax_cli.sweep import rows as sweep_rows
 
 WIDTHS = (40, 60, 80, 120)
 VIEW = View(include_clean=True, max_rows=0)
@@ -187,3 +188,19 @@ def test_the_health_and_drift_numbers_are_printed_whole(width: int) -> None:
     for row in rows:
         numbers = [cell for cell in row if any(c.isdigit() for c in cell)]
         assert numbers and all(number in shown for number in numbers), row
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_sweep_matrix_is_printed_whole(width: int) -> None:
+    """Where the sweep's columns do not fit, even with their headers wrapped, each dtype is
+    stacked over its cells: none is cut."""
+    args = [str(HEALTH.parent / "attention_scores.npy"), "--masked", "ignore", "--sweep"]
+    args += ["--dtype", "float32"]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": str(width), "NO_COLOR": "1"})
+    text = result.stdout
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= width
+    scores = np.load(HEALTH.parent / "attention_scores.npy")
+    sweep = check(scores, dtype="float32", masked="ignore", sweep=True)
+    for row in sweep_rows(sweep):
+        cells = [row.compute_dtype, row.headroom_text, *row.input_text.split()]
+        assert all(cell in text.split() for cell in cells), (row, text)

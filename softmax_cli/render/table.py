@@ -94,7 +94,7 @@ def renderable(report: Report, view: View = DEFAULT_VIEW, width: int = DEFAULT_W
         Text(headroom_line(report)),
         *_health_parts(report, width),
         Text(),
-        *sweep_matrix(report),
+        *sweep_matrix(report, width),
     ]
     shown, hidden = listed_rows(report, view.include_clean, view.max_rows)
     if len(shown):
@@ -146,18 +146,26 @@ def _numbers_table(
         table.add_row(*row)
     if _natural_width(table) <= width:
         return table
-    lines = ["", columns[0]]  # blank lines around it, as around the table
+    return Text("\n".join(["", *_stacked(columns[0], columns, rows, width), ""]))
+
+
+def _stacked(
+    title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], width: int
+) -> list[str]:
+    """The lines of a table too wide for ``width``: ``title``, then each row's first cell
+    over its other cells as ``column value`` pairs, as many to a line as fit."""
+    lines = [title]
     for name, *cells in rows:
         lines.append(f"  {name}")
-        pairs = [f"{column} {cell}" for column, cell in zip(columns[1:], cells, strict=True)]
         line = ""
-        for pair in pairs:
+        for column, cell in zip(columns[1:], cells, strict=True):
+            pair = f"{column} {cell}"
             if line and len(line) + len(_GAP) + len(pair) > width:
                 lines.append(line)
                 line = ""
             line = f"{line}{_GAP}{pair}" if line else f"    {pair}"
         lines.append(line)
-    return Text("\n".join([*lines, ""]))
+    return lines
 
 
 def _input_line(report: Report) -> str:
@@ -222,6 +230,12 @@ def _natural_width(renderable: RenderableType) -> int:
     return Measurement.get(console, console.options, renderable).maximum
 
 
+def _least_width(renderable: RenderableType) -> int:
+    """The width ``renderable`` needs when every cell is wrapped at its spaces."""
+    console = Console(file=io.StringIO(), width=10_000)
+    return Measurement.get(console, console.options, renderable).minimum
+
+
 def _title(view: View) -> str:
     return ("All samples" if view.include_clean else "Flagged samples") + ", worst first"
 
@@ -234,16 +248,14 @@ def _verdict(report: Report) -> Text:
     return Text(verdict_line(report), style=OK_STYLE if report.passed else BROKEN_STYLE)
 
 
-def sweep_matrix(report: Report) -> list[RenderableType]:
-    """With ``--sweep``: one row per compute dtype, widest first, and the verdict line."""
+def sweep_matrix(report: Report, width: int = DEFAULT_WIDTH) -> list[RenderableType]:
+    """With ``--sweep``: one row per compute dtype, widest first, and the verdict line;
+    stacked where the columns are wider than ``width``."""
     sweep = rows(report)
     if not sweep:
         return []
-    table = Table(
-        title=f"The check in every dtype (--sweep); the rest is {report.compute_dtype}'s",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-    )
+    title = f"The check in every dtype (--sweep); the rest is {report.compute_dtype}'s"
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
     for name, numbers in COLUMNS:
         table.add_column(name, justify="right" if numbers else "left")
     for row in sweep:
@@ -259,6 +271,20 @@ def sweep_matrix(report: Report) -> list[RenderableType]:
         )
     broken = any(row.breaks for row in sweep)
     line = Text(verdict(sweep), style=NOTE_STYLE if broken else OK_STYLE)
+    if _least_width(table) > width:  # its headers may wrap, its cells may not be cut
+        cells = [
+            (
+                r.compute_dtype,
+                str(r.naive_breaks),
+                str(r.stable_breaks),
+                r.input_text,
+                str(r.notes),
+                r.headroom_text,
+            )
+            for r in sweep
+        ]
+        names = [name for name, _ in COLUMNS]
+        return [Text("\n".join([*_stacked(title, names, cells, width), ""])), line, Text()]
     return [table, line, Text()]
 
 
