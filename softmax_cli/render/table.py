@@ -7,7 +7,8 @@ The table fits the width it is given: no column disappears and no number is cut.
 samples are a Rich table while it fits and they are few; a long listing is written as
 plain fixed-width lines with the same columns and words, one row at a time (Rich lays out
 a table in memory, about half a millisecond a row); where neither fits the width, each
-sample is a small stacked block of ``label value`` lines.
+sample is a small stacked block of ``label value`` lines. The health, drift and sweep
+tables stack the same way where their columns do not fit.
 """
 
 from __future__ import annotations
