@@ -112,3 +112,22 @@ def test_the_cli_refuses_a_huge_float_target_under_warnings_as_errors(tmp_path):
     )  # fmt: skip
     assert result.returncode == 2, result.stderr
     assert "targets.npy" in result.stderr and "Warning" not in result.stderr
+
+
+def test_an_npy_header_with_an_invalid_escape_is_refused_without_a_warning(tmp_path):
+    """NumPy reads the header with ast.literal_eval, which warns of an invalid escape (a
+    SyntaxWarning, shown by default from Python 3.12) before the header is refused: with
+    every warning shown, none is."""
+    header = b"{'descr': '<f4\\X', 'fortran_order': False, 'shape': (2, 3), }"
+    header += b" " * (63 - len(header) % 64) + b"\n"
+    (tmp_path / "escape.npy").write_bytes(
+        b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + bytes(24)
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-W", "always", "-m", "softmax_cli", "--no-config", "escape.npy"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "escape.npy" in result.stderr and "corrupt .npy header" in result.stderr
+    assert "Warning" not in result.stderr and "Traceback" not in result.stderr, result.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import tokenize
+import warnings
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -92,7 +93,13 @@ def read_header(stream: BinaryIO, source: str, total: int) -> ArrayHeader:
                 f"uses .npy format version {version[0]}.{version[1]}, which softmax-check "
                 "does not read (only 1.0 and 2.0 hold plain numeric arrays)",
             )
-        shape, fortran_order, dtype = read(stream)
+        # NumPy parses the header with ast.literal_eval: a corrupt one may hold an escape
+        # such as "\X", which Python warns of (a SyntaxWarning, shown by default from 3.12)
+        # before the header is refused below or taken for what it says.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", SyntaxWarning)
+            shape, fortran_order, dtype = read(stream)
         size = stream.tell() - start
     except InputError:
         raise
