@@ -322,31 +322,19 @@ def _naive(
         needed = np.isfinite(m) & (e_max > 0) & (e_max < np.inf)
         if skip is not None:
             needed &= ~skip
-    if not known or needed.all():
-        normal = known and _normal_exps(piece, m, dtype)
-        naive_e = np.exp(piece, out=e)
-        naive_e = dtype.round(
-            naive_e, scratch=d, finite=known, in_range=known, normal=normal, spare=spare
-        )
-        out.naive_sum[rows] = kernels.sum_rows(naive_e, dtype)
-        out.naive_exp_t[rows] = naive_e[at_target]
+    every = not known or needed.all()
+    which = slice(None) if every else np.flatnonzero(needed)
+    chosen = piece if every else piece[which]
+    n = len(chosen)
+    if not n:
         return
-    which = np.flatnonzero(needed)
-    if not len(which):
-        return
-    chosen = piece[which]
-    normal = _normal_exps(chosen, m[which], dtype)
-    naive_e = np.exp(chosen, out=e[: len(which)])
+    normal = known and _normal_exps(chosen, m[which], dtype)
+    naive_e = np.exp(chosen, out=e[:n])
     naive_e = dtype.round(
-        naive_e,
-        scratch=d[: len(which)],
-        finite=known,
-        in_range=known,
-        normal=normal,
-        spare=spare[: len(which)],
+        naive_e, scratch=d[:n], finite=known, in_range=known, normal=normal, spare=spare[:n]
     )
     out.naive_sum[rows][which] = kernels.sum_rows(naive_e, dtype)
-    out.naive_exp_t[rows][which] = naive_e[np.arange(len(which)), at_target[1][which]]
+    out.naive_exp_t[rows][which] = naive_e[at_target[0][:n], at_target[1][which]]
 
 
 # exp(x) is a normal float32 (or 0) from here up: exp(-87) = 1.6e-38 > 2**-126 = 1.2e-38.

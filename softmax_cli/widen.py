@@ -30,9 +30,9 @@ from softmax_cli.report import BUILTIN, NAIVE, STABLE, Findings, Measures
 # How far (in nats) log Z, the maximum, the target's logit and log p[t] must stay inside
 # +-ln(max_finite(D)) for a row to be answered without its own check. The first check's
 # log Z is off by 1e-6 at most, and D's naive sum differs from exp(log Z) by a factor
-# kept below e^0.5 (see ``widens``); with
-# 2 nats, every quantity the naive gradient divides by stays above e^-1.5 of D's largest
-# value's reciprocal, and the sum of two of its terms below a third of D's largest value.
+# kept below e^0.5 (see ``widens``); with 2 nats, every quantity the naive gradient
+# divides by stays above e^-1.5 of D's largest value's reciprocal, and the sum of two of
+# its terms below a third of D's largest value.
 MARGIN = 2.0
 
 
