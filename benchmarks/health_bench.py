@@ -4,12 +4,15 @@
     python benchmarks/health_bench.py --base HEAD~3 --rounds 6
     python benchmarks/health_bench.py --without-health --rounds 16
     python benchmarks/health_bench.py --without-health --in-process --rounds 30
+    python benchmarks/health_bench.py --without-health --in-process --same --rounds 30
 
 ``--without-health`` compares with this very tree with the float32 check's health passes
 taken out (``ABLATION``: no second-largest entry for the margin, no weighted sum for
 the entropy, ``exp(x - m)`` in place as before them): what the measures cost now,
 apart from everything else that changed since b685e5c. ``--in-process`` switches the
-ablation on and off in one process (``fastpath.ABLATED``), alternating runs of the check.
+ablation on and off in one process (``fastpath.ABLATED``), alternating runs of the check;
+``--same`` leaves it off on both sides, so the ratio shows what the machine's noise alone
+gives (ideally 1.000x) beside the figure it qualifies.
 
 Exports the revision's ``softmax_cli`` into a temporary directory and times the in-process
 check (the minimum of 3 runs after a warm-up, in a fresh process) of the benchmark dump,
@@ -89,12 +92,13 @@ from softmax_cli import check, fastpath
 assert softmax_cli.__file__.startswith(sys.argv[3]), softmax_cli.__file__
 x = np.load(sys.argv[1], mmap_mode="r"); t = np.load(sys.argv[2])
 times = {True: [], False: []}
+same = sys.argv[5] == "same"  # neither side ablated: the noise alone
 for ablated in (True, False):
-    fastpath.ABLATED = ablated
+    fastpath.ABLATED = ablated and not same
     check(x, t)
 for i in range(int(sys.argv[4])):
     for ablated in (i % 2 == 0, i % 2 == 1):
-        fastpath.ABLATED = ablated
+        fastpath.ABLATED = ablated and not same
         start = time.perf_counter(); check(x, t); times[ablated].append(time.perf_counter() - start)
 print(" ".join(f"{a:.5f},{b:.5f}" for a, b in zip(times[True], times[False])))
 """
@@ -135,14 +139,27 @@ def main() -> None:
         action="store_true",
         help="with --without-health: alternate both in one process, not one process each",
     )
+    parser.add_argument(
+        "--same",
+        action="store_true",
+        help="with --in-process: the ablation off on both sides, to show the noise alone",
+    )
     parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
+    if args.same and not args.in_process:
+        parser.error("--same needs --in-process")
     logits, targets = make_dump(4096, 32000)
     with tempfile.TemporaryDirectory() as base, tempfile.TemporaryDirectory() as neutral:
         if args.in_process:
             ablated(base)
             out = subprocess.run(
-                [sys.executable, "-c", TOGGLED, str(logits), str(targets), base, str(args.rounds)],
+                [
+                    sys.executable,
+                    "-c",
+                    TOGGLED,
+                    *(str(logits), str(targets), base, str(args.rounds)),
+                    "same" if args.same else "ablated",
+                ],
                 env={**os.environ, "PYTHONPATH": base},
                 cwd=neutral,
                 capture_output=True,
