@@ -117,10 +117,11 @@ BUILTIN = (NAIVE, STABLE)
 WORK = None
 
 
-def column(dtype: type | np.dtype | None, fill: Any) -> Any:
+def column(dtype: type | np.dtype | None, fill: Any, *, default: Any = dataclasses.MISSING) -> Any:
     """A per-sample column of ``dtype`` (``WORK``: the work dtype), ``fill`` where nothing
-    was computed."""
-    return field(metadata={"dtype": None if dtype is None else np.dtype(dtype), "fill": fill})
+    was computed; ``default``, the field's value when none is given."""
+    metadata = {"dtype": None if dtype is None else np.dtype(dtype), "fill": fill}
+    return field(default=default, metadata=metadata)
 
 
 class Columns:
@@ -219,9 +220,7 @@ class Findings(Columns):
     # pass, within a few roundings of D (softmax_cli.fastpath.reduce_rows). Only a sample
     # that nothing lists may have it: the check computes the listed ones in full. None
     # given: no sample has it.
-    naive_estimated: np.ndarray = field(
-        default=None, metadata={"dtype": np.dtype(np.bool_), "fill": False}
-    )
+    naive_estimated: np.ndarray = column(np.bool_, False, default=None)
 
     def __post_init__(self) -> None:
         if self.naive_estimated is None:
