@@ -145,7 +145,7 @@ def _numbers_table(
         table.add_column(name, justify="left" if k == 0 else "right")
     for row in rows:
         table.add_row(*row)
-    if _natural_width(table) <= width:
+    if _measure(table).maximum <= width:
         return table
     return Text("\n".join(["", *_stacked(columns[0], columns, rows, width), ""]))
 
@@ -195,7 +195,7 @@ def _counts(report: Report, width: int) -> list[Table]:
     groups: list[list[Implementation]] = [[]]
     for implementation in report.implementations:
         candidate = _counts_table(report, [*groups[-1], implementation])
-        if groups[-1] and _natural_width(candidate) > width:
+        if groups[-1] and _measure(candidate).maximum > width:
             groups.append([implementation])
         else:
             groups[-1].append(implementation)
@@ -225,16 +225,11 @@ def _counts_table(report: Report, implementations: list[Implementation]) -> Tabl
     return table
 
 
-def _natural_width(renderable: RenderableType) -> int:
-    """The width ``renderable`` takes when nothing in it is wrapped."""
+def _measure(renderable: RenderableType) -> Measurement:
+    """The widths ``renderable`` takes: ``maximum`` when nothing in it is wrapped,
+    ``minimum`` when every cell is wrapped at its spaces."""
     console = Console(file=io.StringIO(), width=10_000)
-    return Measurement.get(console, console.options, renderable).maximum
-
-
-def _least_width(renderable: RenderableType) -> int:
-    """The width ``renderable`` needs when every cell is wrapped at its spaces."""
-    console = Console(file=io.StringIO(), width=10_000)
-    return Measurement.get(console, console.options, renderable).minimum
+    return Measurement.get(console, console.options, renderable)
 
 
 def _title(view: View) -> str:
@@ -272,7 +267,7 @@ def sweep_matrix(report: Report, width: int = DEFAULT_WIDTH) -> list[RenderableT
         )
     broken = any(row.breaks for row in sweep)
     line = Text(verdict(sweep), style=NOTE_STYLE if broken else OK_STYLE)
-    if _least_width(table) > width:  # its headers may wrap, its cells may not be cut
+    if _measure(table).minimum > width:  # its headers may wrap, its cells may not be cut
         cells = [
             (
                 r.compute_dtype,
