@@ -52,8 +52,11 @@ def passes(x: np.ndarray, t: np.ndarray, margin: bool, entropy: bool) -> None:
                 at = (count, t[block + start : block + start + PIECE])
                 np.exp(piece, out=e)
                 e.sum(axis=1), e[at]
-                m = strands.maxima(piece, slice(start, start + PIECE)) if margin else None
-                m = piece.max(axis=1) if m is None else m
+                m = (
+                    strands.maxima(piece, slice(start, start + PIECE))
+                    if margin
+                    else piece.max(axis=1)
+                )
                 shifted = np.subtract(piece, m[:, None], out=e)
                 if entropy:
                     np.exp(shifted, out=exact)
